@@ -1,0 +1,92 @@
+"""convert_weights.py against an implementation nobody here wrote: Keras's VGG16 and VGG19.
+
+Keras's models are built with random weights (biases too, so a bias that is not carried over
+shows), converted by the real command, loaded into ``vgg16.build`` at 224x224 with 1000 classes,
+and must give Keras's logits on the same images.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tools
+import vgg16
+
+tf1 = tf.compat.v1
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_convert(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "convert_weights.py"), *args],
+                          capture_output=True, text=True, timeout=240)
+
+
+def randomize(model, rng):
+    """He-normal kernels and non-zero biases, so every weight matters to the logits."""
+    for layer in model.layers:
+        if layer.get_weights():
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:-1])
+            layer.set_weights([rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape),
+                               rng.normal(0, 0.1, bias.shape)])
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
+def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
+    rng = np.random.default_rng(3)
+    model = getattr(keras.applications, arch.upper())(weights=None, classifier_activation=None)
+    randomize(model, rng)
+    keras_file = str(tmp_path / f"{arch}.weights.h5")
+    model.save_weights(keras_file)
+    out = str(tmp_path / f"{arch}.npy")
+
+    result = run_convert("--arch", arch, "--keras-weights", keras_file, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert f"to {out}" in result.stdout
+
+    images = rng.uniform(-125, 150, (2, 224, 224, 3)).astype(np.float32)
+    expected = model.predict(images, verbose=0)
+    del model
+    with tf.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, 224, 224, 3])
+        logits, _ = vgg16.build(inputs, 1000, arch)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            report = tools.load_pretrained(out, sess, skip=(), strict=True, verbose=False)
+            got = sess.run(logits, {inputs: images})
+    assert {status for _, status, _ in report} == {"loaded"}
+    assert len(report) == len(vgg16.layer_names(arch))
+    # not degenerate: the logits spread over the classes and depend on the image
+    assert expected.std(axis=1).min() > 1.0
+    assert np.abs(expected[0] - expected[1]).mean() > 1.0
+    relative_error = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    assert relative_error < 1e-4
+    # the image-dependent part alone matches too, so biases cannot hide a wrong fc6 order
+    difference, expected_difference = got[0] - got[1], expected[0] - expected[1]
+    assert (np.linalg.norm(difference - expected_difference)
+            / np.linalg.norm(expected_difference)) < 1e-3
+
+
+def test_existing_output_is_never_overwritten(tmp_path):
+    out = tmp_path / "vgg16.npy"
+    out.write_bytes(b"the user's file")
+    result = run_convert("--arch", "vgg16", "--keras-weights", "unused.h5", "--out", str(out))
+    assert result.returncode == 2
+    assert "exists already" in result.stderr and "Traceback" not in result.stderr
+    assert out.read_bytes() == b"the user's file"
+
+
+def test_unreadable_keras_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not hdf5")
+    out = tmp_path / "out.npy"
+    result = run_convert("--arch", "vgg19", "--keras-weights", str(bad), "--out", str(out))
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+    assert not list(tmp_path.glob("*.part"))

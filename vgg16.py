@@ -1,0 +1,78 @@
+"""The VGG networks (VGG11/13/16/19) as a TensorFlow 1.x graph, built from one table.
+
+``CONFIGS`` is Table 1 of Simonyan & Zisserman (2015), configurations A, B, D and E: the output
+channels of each 3x3 convolution, block by block; every block ends in a 2x2 max pool. ``build``
+turns a row of it into layers named like the public weights file (``conv1_1`` ... ``conv5_4``,
+``pool1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), so ``load_pretrained`` in tools.py maps
+``vgg16.npy`` onto the graph with no translation table.
+
+    logits, end_points = vgg16.build(images, num_classes=10, arch="vgg16", is_training=True)
+
+Images are VGG-preprocessed (BGR minus the ImageNet mean, see ``tools.vgg_preprocess``), NHWC,
+with height and width a multiple of 32 (32 for CIFAR-10, 224 for ImageNet).
+"""
+
+import tensorflow as tf
+
+import tools
+
+tf1 = tf.compat.v1
+
+CONFIGS = {
+    "vgg11": ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    "vgg13": ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    "vgg19": ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512),
+              (512, 512, 512, 512)),
+}
+ARCHS = tuple(CONFIGS)
+FC_SIZE = 4096
+SIDE_MULTIPLE = 2 ** 5  # five 2x2 pools
+
+
+def conv_layer_names(arch):
+    """``['conv1_1', 'conv1_2', ...]`` for an architecture, in graph order."""
+    return [f"conv{block}_{i}" for block, channels in enumerate(CONFIGS[arch], 1)
+            for i in range(1, len(channels) + 1)]
+
+
+def layer_names(arch):
+    """Every layer that owns variables, in graph order: the convolutions, then fc6, fc7, fc8."""
+    return conv_layer_names(arch) + ["fc6", "fc7", "fc8"]
+
+
+def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=False,
+          dropout_keep_prob=0.5):
+    """Build VGG on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
+
+    Variables live at the root of the variable scope (``conv1_1/weights`` ... ``fc8/biases``) and
+    are reused when ``build`` is called again in the same graph, so a training tower and an
+    evaluation tower share them. ``is_training`` turns on dropout after fc6 and fc7 and batch
+    statistics in batch norm. The logits (fc8) have no activation. ``end_points`` maps every conv
+    layer, ``pool1``..``pool5``, ``fc6``, ``fc7`` (after ReLU, before dropout) and ``logits`` to
+    its tensor.
+    """
+    if arch not in CONFIGS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    side = images.shape[1:3].as_list()
+    if len(side) != 2 or None in side or any(s % SIDE_MULTIPLE for s in side) or 0 in side:
+        raise ValueError(f"image height and width must be known multiples of {SIDE_MULTIPLE}, "
+                         f"got {side}")
+    end_points = {}
+    net = images
+    with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
+        for block, channels in enumerate(CONFIGS[arch], 1):
+            for i, out_channels in enumerate(channels, 1):
+                name = f"conv{block}_{i}"
+                net = tools.conv(name, net, out_channels, is_training, batch_norm)
+                end_points[name] = net
+            name = f"pool{block}"
+            net = tools.max_pool(name, net)
+            end_points[name] = net
+        for name in ("fc6", "fc7"):
+            net = tools.fc(name, net, FC_SIZE)
+            end_points[name] = net
+            net = tools.dropout(net, dropout_keep_prob, is_training)
+        logits = tools.fc("fc8", net, num_classes, relu=False)
+    end_points["logits"] = logits
+    return logits, end_points

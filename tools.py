@@ -8,8 +8,10 @@ Weights files (``read_weights``) are read without ever running code from the fil
 inside is unpickled with an allow-list of NumPy's array-rebuilding callables, nothing else.
 """
 
+import argparse
 import io
 import pickle
+import sys
 import zipfile
 
 import numpy as np
@@ -148,12 +150,27 @@ def accuracy(logits, labels):
     return tf.reduce_mean(tf.cast(correct, tf.float32))
 
 
-def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None):
+def batch_sums(logits, labels):
+    """``(sum of cross-entropy, number correct, number of examples)`` of a batch, for exact
+    averages over a whole split whose last batch is smaller."""
+    labels = tf.cast(labels, tf.int32)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+    return (tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.int64)),
+            tf.shape(labels, out_type=tf.int64)[0])
+
+
+def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None,
+             clip_norm=None):
     """Momentum SGD step on ``var_list`` (default: all trainable variables) that also runs the
-    batch-norm moving-average updates."""
+    batch-norm moving-average updates. ``clip_norm`` caps the global norm of the gradients."""
     optimizer = tf1.train.MomentumOptimizer(learning_rate, momentum)
+    var_list = var_list if var_list is not None else tf1.trainable_variables()
+    grads = tf.gradients(total_loss, var_list)
+    if clip_norm:
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
     with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-        return optimizer.minimize(total_loss, global_step=global_step, var_list=var_list)
+        return optimizer.apply_gradients(zip(grads, var_list), global_step=global_step)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,3 +336,35 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True):
         raise WeightsFileError(f"{path}: shapes do not fit the graph for {', '.join(mismatched)} "
                                "(pass them in skip, or use a matching image size)")
     return report
+
+
+def checkpoint_mismatch(checkpoint, variables):
+    """What keeps ``checkpoint`` from restoring ``variables`` (missing names, other shapes), as
+    one short sentence; '' when it fits."""
+    saved = dict(tf1.train.list_variables(checkpoint))
+    problems = []
+    for v in variables:
+        name, shape = v.op.name, v.shape.as_list()
+        if name not in saved:
+            problems.append(f"{name} missing")
+        elif list(saved[name]) != shape:
+            problems.append(f"{name} is {list(saved[name])} there, {shape} here")
+    if len(problems) > 3:
+        problems = problems[:3] + [f"{len(problems) - 3} more"]
+    return "; ".join(problems)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command lines
+# ----------------------------------------------------------------------------------------------
+
+class UsageError(Exception):
+    """Bad input from the user: the programs print the message on one line and exit with 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (program, flag, what is wrong) and exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)

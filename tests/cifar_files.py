@@ -1,0 +1,40 @@
+"""Small CIFAR-10-format data sets that the tests write: 1 label byte + 3072 pixel bytes a record
+(the red plane, then green, then blue, each 32x32 row-major)."""
+
+import os
+
+import numpy as np
+
+TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
+PALETTE = np.random.default_rng(1234).integers(30, 225, (10, 3))  # each class's colour
+
+
+def records(images, labels):
+    """Bytes of CIFAR records from HWC RGB uint8 images and their labels."""
+    images = np.asarray(images, np.uint8)
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # CHW, flattened
+    return np.concatenate([np.asarray(labels, np.uint8)[:, None], planes], axis=1).tobytes()
+
+
+def learnable_images(count, rng):
+    """Images whose class shows in their colour and a bright quadrant, plus noise: a network
+    learns them within a few dozen steps."""
+    labels = rng.integers(0, 10, count)
+    images = rng.normal(0, 25, (count, 32, 32, 3)) + PALETTE[labels][:, None, None, :]
+    for i, label in enumerate(labels):
+        row, col = divmod(label % 4, 2)
+        images[i, row * 16:(row + 1) * 16, col * 16:(col + 1) * 16] += 60 if label < 4 else -60
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def write_dataset(data_dir, per_file=100, test_count=203, seed=0):
+    """A learnable data set in DATA_DIR/cifar-10-batches-bin; returns the batches folder."""
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(data_dir, "cifar-10-batches-bin")
+    os.makedirs(folder, exist_ok=True)
+    for name in TRAIN_FILES:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(records(*learnable_images(per_file, rng)))
+    with open(os.path.join(folder, "test_batch.bin"), "wb") as f:
+        f.write(records(*learnable_images(test_count, rng)))
+    return folder

@@ -1,0 +1,289 @@
+"""train_and_val.py and evaluate.py end to end, as a user runs them, on a small learnable data set.
+
+VGG11 on 500 training records (100 held out for validation) and 203 test records, starting from a
+weights file in the public layout, so the runs take seconds on a CPU.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+import cifar_files
+import py2_npy
+import tools
+import vgg16
+
+tf1 = tf.compat.v1
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
+          "--warmup-steps", "5"]
+
+
+def run(program, *args, cwd, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, os.path.join(ROOT, program), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def start(program, *args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, program), *map(str, args)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def he_weights(arch, seed=0):
+    """Weights for every layer of ``arch`` at 32x32 with 10 classes, He-initialized, fc7
+    scaled down so that inputs in the hundreds (VGG's preprocessing) give logits near 1."""
+    rng = np.random.default_rng(seed)
+    with tf.Graph().as_default():
+        vgg16.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), 10, arch)
+        layers = tools.graph_layers()
+        shapes = {layer: [v.shape.as_list() for v in pair] for layer, pair in layers.items()}
+    weights = {layer: (rng.normal(0, np.sqrt(2.0 / np.prod(w[:-1])), w).astype(np.float32),
+                       rng.normal(0, 0.01, b).astype(np.float32))
+               for layer, (w, b) in shapes.items()}
+    weights["fc7"] = (weights["fc7"][0] / 100, weights["fc7"][1])
+    return weights
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workspace")
+    cifar_files.write_dataset(str(root / "data"))
+    weights = he_weights("vgg11")
+    py2_npy.write(str(root / "vgg11.npy"), weights)
+    return root, weights
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):
+    root, _ = workspace
+    result = run("train_and_val.py", *COMMON, "--pretrained", "vgg11.npy", "--max-steps", 60,
+                 "--val-every", 30, "--save-every", 30, "--log-dir", "logs", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root, result.stdout
+
+
+def own_lines(result, program):
+    """The program's own lines on stderr (TensorFlow's C++ start-up lines go there too)."""
+    return [line for line in result.stderr.splitlines() if line.startswith(program)]
+
+
+def progress(stdout, field):
+    return [float(m) for m in re.findall(rf"^step \d+/\d+ .*\b{field} ([\d.]+)", stdout, re.M)]
+
+
+def validations(stdout):
+    return [(int(s), float(a)) for s, a in
+            re.findall(r"^validation at step (\d+): loss [\d.]+, accuracy ([\d.]+)", stdout,
+                       re.M)]
+
+
+def scalars(folder, tag):
+    accumulator = event_accumulator.EventAccumulator(str(folder))
+    accumulator.Reload()
+    assert tag in accumulator.Tags()["scalars"], accumulator.Tags()
+    return {e.step: e.value for e in accumulator.Scalars(tag)}
+
+
+def test_training_lowers_the_loss_and_validates_well_above_chance(trained):
+    _, stdout = trained
+    assert "Pretrained weights from vgg11.npy:" in stdout
+    assert re.search(r"^\s+fc8\s+skipped: asked$", stdout, re.M)
+    losses = progress(stdout, "loss")
+    assert len(losses) == 6
+    assert losses[-1] < 0.5 * losses[0]
+    assert [step for step, _ in validations(stdout)] == [30, 60]
+    assert validations(stdout)[-1][1] > 0.6  # chance is 0.1
+    assert re.search(r"\b\d+ images/s\b", stdout) and re.search(r"\d+:\d\d:\d\d left", stdout)
+
+
+def test_tensorboard_finds_train_and_val_curves_that_differ(trained):
+    root, _ = trained
+    for tag in ("loss", "accuracy"):
+        train = scalars(root / "logs" / "train", tag)
+        val = scalars(root / "logs" / "val", tag)
+        assert sorted(val) == [30, 60]
+        assert train and all(train.get(step) != value for step, value in val.items())
+    assert set(scalars(root / "logs" / "train", "learning_rate"))
+    assert set(scalars(root / "logs" / "train", "images_per_sec"))
+    accumulator = event_accumulator.EventAccumulator(str(root / "logs" / "train"))
+    accumulator.Reload()
+    assert accumulator.Tags()["images"]
+
+
+def test_best_checkpoint_is_kept_apart(trained):
+    root, stdout = trained
+    best = tools_json(root / "logs" / "best" / "best.json")
+    best_step, best_accuracy = max(validations(stdout), key=lambda v: v[1])
+    assert best["step"] == best_step
+    assert abs(best["val_accuracy"] - best_accuracy) < 1e-4
+    assert tf1.train.latest_checkpoint(str(root / "logs" / "best")).endswith(f"-{best_step}")
+    assert tf1.train.latest_checkpoint(str(root / "logs" / "train")).endswith("-60")
+
+
+def tools_json(path):
+    import json
+    with open(path) as f:
+        return json.load(f)
+
+
+def own_test_predictions(root, checkpoint):
+    """Predictions of the checkpoint on test_batch.bin, decoded and preprocessed here with
+    NumPy rather than by input_data."""
+    raw = np.fromfile(root / "data" / "cifar-10-batches-bin" / "test_batch.bin", np.uint8)
+    raw = raw.reshape(-1, 3073)
+    labels = raw[:, 0].astype(np.int64)
+    rgb = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32)
+    bgr = rgb[..., ::-1] - np.array(tools.VGG_MEAN_BGR, np.float32)
+    with tf.Graph().as_default():
+        images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, _ = vgg16.build(images, 10, "vgg11")
+        with tf1.Session() as session:
+            tf1.train.Saver().restore(session, checkpoint)
+            predictions = session.run(tf.argmax(logits, -1), {images: bgr})
+    return labels, predictions
+
+
+def test_evaluate_counts_every_test_image_and_matches_the_checkpoint(trained):
+    root, _ = trained
+    checkpoint = str(root / "logs" / "train" / "model.ckpt-60")
+    result = run("evaluate.py", "--log-dir", "logs", "--checkpoint", checkpoint,
+                 "--batch-size", 50, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "evaluated 203 test images" in result.stdout  # 203 = 4 * 50 + 3
+    report = tools_json(root / "logs" / "eval" / "test-model.ckpt-60.json")
+    labels, predictions = own_test_predictions(root, checkpoint)
+    assert report["images"] == 203
+    assert report["accuracy"] == pytest.approx(np.mean(labels == predictions), abs=1e-9)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.sum() == 203 and np.trace(matrix) == (labels == predictions).sum()
+    assert (root / "logs" / "eval" / "test-model.ckpt-60.png").stat().st_size > 10_000
+    assert scalars(root / "logs" / "eval", "test/accuracy") == {
+        60: pytest.approx(report["accuracy"])}
+    for name in ("airplane", "truck"):
+        assert re.search(rf"^\s+{name}\s+[\d.]+$", result.stdout, re.M)
+
+
+def test_evaluate_best_and_errors(trained):
+    root, _ = trained
+    result = run("evaluate.py", "--best", "--split", "val", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "evaluated 100 val images" in result.stdout
+    result = run("evaluate.py", "--log-dir", "nowhere", cwd=root)
+    assert result.returncode == 2 and "no checkpoint in nowhere" in result.stderr
+    assert "Traceback" not in result.stderr and len(own_lines(result, "evaluate.py")) == 1
+
+
+def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
+    root, _ = trained
+    shutil.copytree(root / "logs", tmp_path / "logs")
+    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
+                 "--max-steps", 70, "--val-every", 30, "--log-dir", tmp_path / "logs",
+                 "--data-dir", root / "data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "model.ckpt-60 (step 60)" in result.stdout
+    assert "Pretrained weights from" not in result.stdout
+    assert progress(result.stdout, "loss") and re.search(r"^step 70/70 ", result.stdout, re.M)
+    assert tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train")).endswith("-70")
+    runs = tools_json(tmp_path / "logs" / "train" / "config.json")["runs"]
+    assert [r["start_step"] for r in runs] == [0, 60]
+
+    other = run("train_and_val.py", *COMMON, "--arch", "vgg13", "--log-dir",
+                tmp_path / "logs", "--data-dir", root / "data", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "another model" in other.stderr and "vgg11" in other.stderr
+    assert "Traceback" not in other.stderr and len(own_lines(other, "train_and_val.py")) == 1
+
+
+def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
+    root, weights = workspace
+    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
+                 "--trainable", "fc", "--max-steps", 8, "--val-every", 100,
+                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
+    assert checkpoint.endswith("-8")
+    for layer in vgg16.conv_layer_names("vgg11"):
+        np.testing.assert_array_equal(tf1.train.load_variable(checkpoint, f"{layer}/weights"),
+                                      weights[layer][0])
+    assert not np.array_equal(tf1.train.load_variable(checkpoint, "fc7/weights"),
+                              weights["fc7"][0])
+
+
+def wait_for_checkpoint(folder, process, beyond=-1, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        checkpoint = tf1.train.latest_checkpoint(str(folder))
+        if checkpoint and int(checkpoint.rsplit("-", 1)[1]) > beyond:
+            return int(checkpoint.rsplit("-", 1)[1])
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared")
+
+
+def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tmp_path):
+    root, _ = workspace
+    def args(max_steps):
+        return [*COMMON, "--pretrained", root / "vgg11.npy", "--max-steps", max_steps,
+                "--val-every", 100000, "--save-every", 5, "--data-dir", root / "data",
+                "--log-dir", tmp_path / "logs"]
+    train_dir = tmp_path / "logs" / "train"
+
+    process = start("train_and_val.py", *args(100000), cwd=tmp_path)
+    first = wait_for_checkpoint(train_dir, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    interrupted = int(tf1.train.latest_checkpoint(str(train_dir)).rsplit("-", 1)[1])
+    assert interrupted >= first
+    assert "Stopped by SIGINT" in stdout and "Traceback" not in stderr
+
+    process = start("train_and_val.py", *args(100000), cwd=tmp_path)
+    killed_at = wait_for_checkpoint(train_dir, process, beyond=interrupted)
+    process.kill()
+    process.communicate(timeout=60)
+    result = run("train_and_val.py", *args(killed_at + 5), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    resumed = re.search(r"model\.ckpt-(\d+) \(step (\d+)\)", result.stdout)
+    assert resumed and int(resumed.group(2)) >= killed_at
+    assert tf1.train.latest_checkpoint(str(train_dir)).endswith(f"-{killed_at + 5}")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
+    root, _ = workspace
+    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
+                 "--learning-rate", 1e12, "--warmup-steps", 0, "--max-steps", 50,
+                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "NaN" in result.stderr and "Traceback" not in result.stderr
+    # only the checkpoint of the starting point, written before the first step, is there
+    last_good = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
+    assert last_good.endswith("model.ckpt-0") and last_good in result.stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--image-size", "40"], "--image-size must be a multiple of 32"),
+    (["--trainable", "conv9_9"], "--trainable"),
+    (["--pretrained", "missing.npy"], "--pretrained missing.npy: no such file"),
+    (["--data-dir", "empty"], "empty"),
+])
+def test_bad_input_is_one_clear_line(workspace, tmp_path, flags, message):
+    root, _ = workspace
+    (tmp_path / "empty" / "cifar-10-batches-bin").mkdir(parents=True)
+    args = ["--data-dir", root / "data", "--log-dir", tmp_path / "logs", "--val-size", 100,
+            *flags]
+    result = run("train_and_val.py", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(own_lines(result, "train_and_val.py")) == 1

@@ -40,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--split", choices=("test", "val", "train", "trainval"), default="test",
                    help="which images to evaluate ('val' is the training run's held-out part)")
     p.add_argument("--batch-size", type=int, default=250, help="images per evaluation batch")
+    p.add_argument("--precision", choices=tools.PRECISIONS, default="fp32",
+                   help="fp32, bf16 (CPUs with bfloat16 instructions) or fp16 (GPUs)")
+    p.add_argument("--xla", action="store_true", help="compile the graph with XLA")
     p.add_argument("--watch", action="store_true",
                    help="evaluate each new checkpoint in train/ as it appears, until Ctrl-C")
     args = p.parse_args(argv)
@@ -97,6 +100,7 @@ class Evaluator:
             self.global_step = tf1.train.get_or_create_global_step()
             self.saver = tf1.train.Saver()
         self.model = model
+        self.config = tools.session_config(args.precision, args.xla)
 
     def run(self, checkpoint):
         """``(global_step, labels, predictions, mean loss)`` over the whole split."""
@@ -106,7 +110,7 @@ class Evaluator:
             raise tools.UsageError(f"{checkpoint} does not fit a {self.model['arch']} "
                                    f"(config.json says so) graph: {mismatch}")
         labels, predictions, losses = [], [], []
-        with tf1.Session(graph=self.graph) as session:
+        with tf1.Session(graph=self.graph, config=self.config) as session:
             self.saver.restore(session, checkpoint)
             session.run(self.iterator.initializer)
             while True:
@@ -204,6 +208,7 @@ def main(argv=None):
     args = parse_args(argv)
     tf1.disable_eager_execution()
     try:
+        tools.session_config(args.precision, args.xla)
         input_data.validate(args.data_dir, args.split)
         return evaluate(args)
     except (tools.UsageError, input_data.DataError) as e:

@@ -161,16 +161,63 @@ def batch_sums(logits, labels):
 
 
 def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None,
-             clip_norm=None):
+             clip_norm=None, precision="fp32"):
     """Momentum SGD step on ``var_list`` (default: all trainable variables) that also runs the
-    batch-norm moving-average updates. ``clip_norm`` caps the global norm of the gradients."""
+    batch-norm moving-average updates. ``clip_norm`` caps the global norm of the gradients;
+    ``precision="fp16"`` adds dynamic loss scaling for the float16 graph rewrite."""
     optimizer = tf1.train.MomentumOptimizer(learning_rate, momentum)
-    var_list = var_list if var_list is not None else tf1.trainable_variables()
-    grads = tf.gradients(total_loss, var_list)
+    if precision == "fp16":
+        optimizer = tf1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer)
+    pairs = optimizer.compute_gradients(total_loss, var_list=var_list)
     if clip_norm:
-        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        grads, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
+        pairs = list(zip(grads, [v for _, v in pairs]))
     with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-        return optimizer.apply_gradients(zip(grads, var_list), global_step=global_step)
+        return optimizer.apply_gradients(pairs, global_step=global_step)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sessions: precision and XLA
+# ----------------------------------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def cpu_has_bf16():
+    """Whether the CPU computes in bfloat16 natively (AVX512_BF16 or AMX), read on Linux."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def session_config(precision="fp32", xla=False):
+    """A ConfigProto for ``precision``: ``bf16`` turns on oneDNN's bfloat16 mixed-precision
+    rewrite (CPUs with bfloat16 instructions), ``fp16`` expects a GPU (the float16 rewrite is
+    enabled with loss scaling by ``minimize``). Raises UsageError where the machine cannot."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    gpus = tf.config.list_physical_devices("GPU")
+    if precision == "bf16" and (gpus or not cpu_has_bf16()):
+        raise UsageError("--precision bf16 runs on CPUs with AVX512_BF16 or AMX "
+                         + ("(this machine has a GPU: use --precision fp16)" if gpus else
+                            "and this CPU has neither: use --precision fp32"))
+    if precision == "fp16" and not gpus:
+        raise UsageError("--precision fp16 needs a GPU and TensorFlow sees none: use "
+                         f"--precision {'bf16' if cpu_has_bf16() else 'fp32'}")
+    config = tf1.ConfigProto(allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    rewrites = config.graph_options.rewrite_options
+    if precision == "bf16":
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    elif precision == "fp16":
+        rewrites.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    return config
 
 
 # ----------------------------------------------------------------------------------------------

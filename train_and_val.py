@@ -81,6 +81,10 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=100, help="print progress every N steps")
     p.add_argument("--seed", type=int, default=0,
                    help="seed for initialization, shuffling and augmentation")
+    p.add_argument("--precision", choices=tools.PRECISIONS, default="fp32",
+                   help="fp32; bf16 (CPUs with bfloat16 instructions: oneDNN mixed "
+                        "precision); fp16 (GPUs: mixed precision with loss scaling)")
+    p.add_argument("--xla", action="store_true", help="compile the graph with XLA")
     p.add_argument("--trainable", default="all",
                    help="which layers train: 'all', 'fc' (fc6-fc8: the network as a fixed "
                         "feature extractor), or a layer name such as conv5_1 (it and all after)")
@@ -339,7 +343,7 @@ def build_graph(args, max_steps, train_split):
     accuracy = tools.accuracy(logits, labels)
     rate = learning_rate(args, global_step, max_steps)
     train_op = tools.minimize(total_loss, rate, global_step, args.momentum, var_list,
-                              args.clip_norm)
+                              args.clip_norm, args.precision)
     tf1.summary.scalar("loss", cross_entropy)
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", accuracy)
@@ -367,6 +371,7 @@ def train(args):
                                     for d in ("train", "val", "best"))
     for d in (train_dir, val_dir, best_dir):
         os.makedirs(d, exist_ok=True)
+    tools.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
     input_data.maybe_download(args.data_dir)
     train_split = "train" if args.val_size else "trainval"
     train_images = input_data.num_examples(args.data_dir, train_split, args.val_size)
@@ -410,8 +415,6 @@ def train(args):
                             max_steps, train_dir, validation)
     stop_on_signal = StopOnSignalHook()
     hooks += [progress] + ([validation] if validation else []) + [stop_on_signal]
-    session_config = tf1.ConfigProto(allow_soft_placement=True)
-    session_config.gpu_options.allow_growth = True
     print(f"Training {args.arch} on {train_images} images ({train_split}) from step "
           f"{start_step} to {max_steps}; logs in {args.log_dir}", flush=True)
     try:
@@ -419,7 +422,7 @@ def train(args):
                 checkpoint_dir=train_dir, scaffold=tf1.train.Scaffold(init_fn=warm_start),
                 hooks=hooks, save_checkpoint_steps=args.save_every,
                 save_summaries_steps=args.summary_every, log_step_count_steps=0,
-                config=session_config) as session:
+                config=tools.session_config(args.precision, args.xla)) as session:
             while not session.should_stop():
                 session.run(graph["train_op"])
     except tf1.train.NanLossDuringTrainingError:

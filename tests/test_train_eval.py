@@ -287,3 +287,27 @@ def test_bad_input_is_one_clear_line(workspace, tmp_path, flags, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(own_lines(result, "train_and_val.py")) == 1
+
+
+def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
+    root, _ = workspace
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU, so fp16 is allowed")
+    result = run("train_and_val.py", *COMMON, "--precision", "fp16", "--data-dir",
+                 root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--precision fp16 needs a GPU" in result.stderr
+    assert len(own_lines(result, "train_and_val.py")) == 1
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("*.index"))
+
+
+@pytest.mark.skipif(not tools.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
+def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
+    root, _ = workspace
+    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
+                 "--precision", "bf16", "--max-steps", 30, "--val-every", 30,
+                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    losses = progress(result.stdout, "loss")
+    assert losses[-1] < 0.5 * losses[0]
+    assert validations(result.stdout)[-1][1] > 0.3

@@ -1,0 +1,287 @@
+"""Speed of the training program, side by side with Keras and the machine's matrix-multiply rate.
+
+    python benchmark.py                          # VGG16, 32x32, batch 128, fp32
+    python benchmark.py --precision bf16         # oneDNN bfloat16 on CPUs that have it
+
+In one run, after warm-up, each figure a median over --repeats measurements:
+  train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
+             temporary folder, its hooks, summaries and checkpoints; no validation), images/s
+             as the program itself reports them to TensorBoard
+  bare       the same training step fed from a variable: no pipeline, no hooks
+  keras      the same network, optimizer, batch size and data in Keras model.fit
+  eval       the forward pass of the evaluation graph on the test pipeline
+  pipeline   the training input pipeline alone (shuffle, augment, preprocess)
+  matmul     a large matrix product in float32 and bfloat16, GFLOP/s
+The model's FLOPs per training image (counted from the layer table: forward, plus the two
+backward products, less conv1_1's input gradient) times the training rate gives the achieved
+GFLOP/s. Prints a table, then one JSON line.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import input_data
+import tools
+import vgg16
+
+tf1 = tf.compat.v1
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv=None):
+    p = tools.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--arch", choices=vgg16.ARCHS, default="vgg16", help="network")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size")
+    p.add_argument("--image-size", type=int, default=32, help="image side (a multiple of 32)")
+    p.add_argument("--precision", choices=tools.PRECISIONS, default="fp32",
+                   help="precision of the training, evaluation and Keras runs")
+    p.add_argument("--xla", action="store_true", help="compile our graphs with XLA")
+    p.add_argument("--repeats", type=int, default=5, help="measurements per figure")
+    p.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    p.add_argument("--skip-keras", action="store_true", help="leave out the Keras run")
+    args = p.parse_args(argv)
+    if args.image_size % vgg16.SIDE_MULTIPLE or args.batch_size < 1 or args.repeats < 1 \
+            or args.steps < 1:
+        p.error("--image-size must be a multiple of 32; --batch-size, --repeats, --steps >= 1")
+    try:
+        tools.session_config(args.precision, args.xla)
+    except tools.UsageError as e:
+        p.error(str(e))
+    return args
+
+
+def flops_per_image(arch, image_size, num_classes=input_data.NUM_CLASSES):
+    """``(forward, training)`` multiply-adds x 2 per image, from the layer table."""
+    side, channels, forward, first = image_size, 3, 0, None
+    for block in vgg16.CONFIGS[arch]:
+        for out in block:
+            layer = 2 * side * side * 9 * channels * out
+            first = layer if first is None else first
+            forward += layer
+            channels = out
+        side //= 2
+    sizes = [side * side * channels, vgg16.FC_SIZE, vgg16.FC_SIZE, num_classes]
+    forward += sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
+    return forward, 3 * forward - first
+
+
+def median_rate(run_once, images, repeats, warmup=1):
+    """Median images/s of ``run_once`` (which processes ``images`` images) over ``repeats``."""
+    for _ in range(warmup):
+        run_once()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_once()
+        rates.append(images / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def matmul_gflops(dtype, repeats, n=4096):
+    with tf.Graph().as_default():
+        a = tf1.get_variable("a", [n, n], dtype, tf1.random_normal_initializer())
+        b = tf1.get_variable("b", [n, n], dtype, tf1.random_normal_initializer())
+        product = tf.matmul(a, b)
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            rate = median_rate(lambda: session.run(product.op), 1, repeats)
+    return rate * 2 * n ** 3 / 1e9
+
+
+def bare_step_rate(args):
+    """Images/s of the training step alone: the same loss, optimizer and clipping as
+    train_and_val.py, on a batch held in a variable."""
+    rng = np.random.default_rng(0)
+    shape = [args.batch_size, args.image_size, args.image_size, 3]
+    with tf.Graph().as_default():
+        images = tf1.get_variable("images", initializer=rng.uniform(
+            -120, 130, shape).astype(np.float32), trainable=False)
+        labels = tf1.get_variable("labels", initializer=rng.integers(
+            0, 10, args.batch_size).astype(np.int32), trainable=False)
+        logits, _ = vgg16.build(images, 10, args.arch, is_training=True)
+        total, _ = tools.loss(logits, labels, 5e-4)
+        step = tools.minimize(total, 0.001, tf1.train.get_or_create_global_step(), 0.9,
+                              clip_norm=5.0, precision=args.precision)
+        config = tools.session_config(args.precision, args.xla)
+        with tf1.Session(config=config) as session:
+            session.run(tf1.global_variables_initializer())
+
+            def steps():
+                for _ in range(args.steps):
+                    session.run(step)
+            return median_rate(steps, args.steps * args.batch_size, args.repeats)
+
+
+def eval_rate(args, data_dir):
+    with tf.Graph().as_default():
+        data = input_data.read_cifar10(data_dir, "test", args.batch_size,
+                                       image_size=args.image_size, repeat=True)
+        images, _ = tf1.data.make_one_shot_iterator(data).get_next()
+        logits, _ = vgg16.build(images, 10, args.arch)
+        predictions = tf.argmax(logits, -1)
+        with tf1.Session(config=tools.session_config(args.precision, args.xla)) as session:
+            session.run(tf1.global_variables_initializer())
+
+            def batches():
+                for _ in range(args.steps):
+                    session.run(predictions)
+            return median_rate(batches, args.steps * args.batch_size, args.repeats)
+
+
+def pipeline_rate(args, data_dir, val_size):
+    with tf.Graph().as_default():
+        data = input_data.read_cifar10(data_dir, "train", args.batch_size, shuffle=True,
+                                       augment=True, image_size=args.image_size, repeat=True,
+                                       seed=0, val_size=val_size)
+        images, labels = tf1.data.make_one_shot_iterator(data).get_next()
+        consume = [tf.reduce_sum(images), tf.reduce_sum(labels)]
+        with tf1.Session() as session:
+            batches = 50
+
+            def run():
+                for _ in range(batches):
+                    session.run(consume)
+            return median_rate(run, batches * args.batch_size, args.repeats, warmup=2)
+
+
+results_keras_xla = []  # whether Keras compiled fit with XLA (its jit_compile="auto")
+
+
+def keras_rate(args, data_dir, val_size):
+    """Images/s of Keras model.fit on the same network, optimizer, batch size and data."""
+    import keras
+
+    if args.precision == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    elif args.precision == "fp16":
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    layers = [keras.Input((args.image_size, args.image_size, 3))]
+    for block in vgg16.CONFIGS[args.arch]:
+        layers += [keras.layers.Conv2D(c, 3, padding="same", activation="relu") for c in block]
+        layers.append(keras.layers.MaxPooling2D(2))
+    layers += [keras.layers.Flatten(), keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
+               keras.layers.Dropout(0.5), keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
+               keras.layers.Dropout(0.5), keras.layers.Dense(10, dtype="float32")]
+    model = keras.Sequential(layers)
+    model.compile(keras.optimizers.SGD(0.001, momentum=0.9, global_clipnorm=5.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    data = input_data.read_cifar10(data_dir, "train", args.batch_size, shuffle=True,
+                                   augment=True, image_size=args.image_size, repeat=True,
+                                   seed=0, val_size=val_size)
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(args.steps * args.batch_size / (time.perf_counter() - self.start))
+
+    rates = []
+    results_keras_xla.append(bool(model.jit_compile))
+    model.fit(data, epochs=args.repeats + 1, steps_per_epoch=args.steps, verbose=0,
+              callbacks=[EpochTimer()])
+    keras.mixed_precision.set_global_policy("float32")
+    return statistics.median(rates[1:])  # the first epoch compiles
+
+
+def program_rate(args, data_dir, log_dir):
+    """Images/s that train_and_val.py itself measures and writes to TensorBoard, median over
+    its progress intervals after the first."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    steps = args.steps * (args.repeats + 1)
+    command = [sys.executable, os.path.join(ROOT, "train_and_val.py"), "--data-dir", data_dir,
+               "--log-dir", log_dir, "--arch", args.arch, "--pretrained", "none",
+               "--batch-size", str(args.batch_size), "--image-size", str(args.image_size),
+               "--val-size", "0",
+               "--max-steps", str(steps), "--log-every", str(args.steps),
+               "--precision", args.precision] + (["--xla"] if args.xla else [])
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode:
+        raise RuntimeError(f"train_and_val.py failed: {result.stderr[-2000:]}")
+    events = event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
+    events.Reload()
+    rates = [e.value for e in events.Scalars("images_per_sec")]
+    return statistics.median(rates[1:])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    forward, training = flops_per_image(args.arch, args.image_size)
+    results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
+               "precision": args.precision, "xla": args.xla}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = os.path.join(tmp, "data")
+        write_cifar_files(data_dir, train_records=2000, test_records=1000)
+        val_size = 200
+        results["matmul_gflops_fp32"] = matmul_gflops(tf.float32, args.repeats)
+        results["matmul_gflops_bf16"] = matmul_gflops(tf.bfloat16, args.repeats)
+        results["pipeline_img_s"] = pipeline_rate(args, data_dir, val_size)
+        results["bare_step_img_s"] = bare_step_rate(args)
+        results["train_img_s"] = program_rate(args, data_dir, os.path.join(tmp, "logs"))
+        results["eval_img_s"] = eval_rate(args, data_dir)
+        results["keras_img_s"] = None if args.skip_keras else keras_rate(args, data_dir,
+                                                                         val_size)
+        results["keras_xla"] = results_keras_xla[0] if results_keras_xla else None
+    peak = results["matmul_gflops_bf16" if args.precision == "bf16" else "matmul_gflops_fp32"]
+    results["train_gflops_per_image"] = training / 1e9
+    results["train_gflops"] = results["train_img_s"] * training / 1e9
+    results["bare_step_gflops"] = results["bare_step_img_s"] * training / 1e9
+    results["train_share_of_matmul"] = results["train_gflops"] / peak
+    results["program_vs_bare"] = results["train_img_s"] / results["bare_step_img_s"]
+    if results["keras_img_s"]:
+        results["train_vs_keras"] = results["train_img_s"] / results["keras_img_s"]
+    results["pipeline_vs_train"] = results["pipeline_img_s"] / results["train_img_s"]
+    results["eval_vs_train"] = results["eval_img_s"] / results["train_img_s"]
+    print_table(results, forward)
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in results.items()}))
+    return 0
+
+
+def print_table(r, forward):
+    print(f"{r['arch']} {r['image_size']}x{r['image_size']}, batch {r['batch_size']}, "
+          f"{r['precision']}{' + XLA' if r['xla'] else ''}; medians of runs after warm-up")
+    print(f"  model: {forward / 1e9:.3f} GFLOP forward, {r['train_gflops_per_image']:.3f} "
+          "GFLOP per training image")
+    rows = [("training program (train_and_val.py)", r["train_img_s"]),
+            ("bare training step", r["bare_step_img_s"]),
+            (f"Keras model.fit{' (XLA)' if r.get('keras_xla') else ''}", r["keras_img_s"]),
+            ("evaluation (forward only)", r["eval_img_s"]),
+            ("input pipeline alone", r["pipeline_img_s"])]
+    for name, value in rows:
+        print(f"  {name:38s} {'-' if value is None else f'{value:10.1f}'} images/s")
+    print(f"  matmul float32 {r['matmul_gflops_fp32']:.1f} GFLOP/s, bfloat16 "
+          f"{r['matmul_gflops_bf16']:.1f} GFLOP/s")
+    print(f"  training achieves {r['train_gflops']:.1f} GFLOP/s = "
+          f"{100 * r['train_share_of_matmul']:.1f}% of the {r['precision']} matmul rate "
+          f"(bare step {r['bare_step_gflops']:.1f} GFLOP/s)")
+    keras = f", {r['train_vs_keras']:.2f}x Keras" if r.get("train_vs_keras") else ""
+    print(f"  program / bare step {r['program_vs_bare']:.3f}{keras}; pipeline "
+          f"{r['pipeline_vs_train']:.1f}x and evaluation {r['eval_vs_train']:.1f}x training")
+
+
+def write_cifar_files(data_dir, train_records, test_records, seed=0):
+    """Random CIFAR-format batches (speed does not depend on the pixels)."""
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(data_dir, input_data.BATCHES_DIR)
+    os.makedirs(folder)
+    per_file = train_records // len(input_data.TRAIN_FILES)
+    for name, count in [(n, per_file) for n in input_data.TRAIN_FILES] + [
+            (input_data.TEST_FILE, test_records)]:
+        records = rng.integers(0, 256, (count, input_data.RECORD_BYTES), dtype=np.uint8)
+        records[:, 0] %= input_data.NUM_CLASSES
+        records.tofile(os.path.join(folder, name))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

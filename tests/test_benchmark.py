@@ -1,0 +1,18 @@
+"""The FLOP count behind benchmark.py's achieved GFLOP/s."""
+
+import benchmark
+
+
+def test_vgg16_forward_flops_match_the_published_count():
+    # 15,470,264,320 multiply-adds for VGG16 at 224x224 with 1000 classes
+    forward, training = benchmark.flops_per_image("vgg16", 224, num_classes=1000)
+    assert forward == 2 * 15_470_264_320
+    first_layer = 2 * 224 * 224 * 9 * 3 * 64
+    assert training == 3 * forward - first_layer
+
+
+def test_flops_scale_with_the_image_area_for_the_convolutions():
+    conv_32 = benchmark.flops_per_image("vgg11", 32)[0] - 2 * (512 * 4096 + 4096 * 4096 + 40960)
+    conv_64 = benchmark.flops_per_image("vgg11", 64)[0] - 2 * (2048 * 4096 + 4096 * 4096
+                                                               + 40960)
+    assert conv_64 == 4 * conv_32

@@ -3,27 +3,35 @@
 A record of the binary version is 1 label byte (0-9) then 3072 pixel bytes: the 1024 red values,
 then the green, then the blue, each plane 32x32 row-major. Images come out HWC, RGB.
 
-Splits: ``train`` is the five data batches minus the last ``val_size`` records of
-data_batch_5.bin, which form ``val`` (the same images every run; 5,000 by default). ``trainval``
-is all 50,000 training records, ``test`` is test_batch.bin. Only evaluate.py reads ``test``.
+Splits: ``val`` is the last ``val_size`` records of the training files taken in order
+data_batch_1..5 (with the default 5,000: the second half of data_batch_5.bin), the same images
+every run; ``train`` is all the other training records, so the two never overlap. ``trainval`` is
+all 50,000 training records, ``test`` is test_batch.bin. Only evaluate.py reads ``test``.
 
-    python input_data.py --download          # fetch and check the archive into data/
+``read_cifar10`` never downloads: it validates the files (``DataError`` names the file and what
+to do) and builds the pipeline. The programs call ``maybe_download`` first.
+
+    python input_data.py --download          # fetch, check and extract the archive into data/
     python input_data.py --show --augment    # cifar10_samples.png: a grid with class names
 """
 
 import os
+import shutil
 import sys
 import tarfile
+import tempfile
+import urllib.error
 
 import numpy as np
 import tensorflow as tf
 
 import tools
 
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
-MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+DEFAULT_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+DEFAULT_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 ARCHIVE = "cifar-10-binary.tar.gz"
 BATCHES_DIR = "cifar-10-batches-bin"
+META_FILE = "batches.meta.txt"
 
 IMAGE_SIZE = 32
 CHANNELS = 3
@@ -35,16 +43,18 @@ CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
                "truck")
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 TEST_FILE = "test_batch.bin"
-TRAIN_EXAMPLES = 50000
+ALL_FILES = TRAIN_FILES + (TEST_FILE,)
+TRAIN_EXAMPLES = 50000  # all five data batches (the trainval split)
 TEST_EXAMPLES = 10000
-VAL_EXAMPLES = 5000
+VAL_EXAMPLES = 5000  # default val_size, taken out of TRAIN_EXAMPLES
 SPLITS = ("train", "val", "trainval", "test")
+PREPROCESS = ("vgg", "standardize", "none")
 PAD = 4  # pixels of zero padding before the random 32x32 crop
 
-# Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255.
+# Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255
+# (the commonly published figures), used by preprocess="standardize".
 CIFAR_MEAN_RGB = (125.307, 122.950, 113.865)
 CIFAR_STD_RGB = (62.993, 62.089, 66.705)
-PREPROCESS = ("vgg", "standardize", "none")
 
 
 class DataError(ValueError):
@@ -52,100 +62,124 @@ class DataError(ValueError):
 
 
 def batches_dir(data_dir):
-    """The folder with the .bin files: DATA_DIR/cifar-10-batches-bin, or DATA_DIR itself."""
-    nested = os.path.join(data_dir, BATCHES_DIR)
-    if os.path.isdir(nested) or not os.path.exists(os.path.join(data_dir, TEST_FILE)):
-        return nested
-    return data_dir
-
-
-def _split_files(split):
-    return [TEST_FILE] if split == "test" else list(TRAIN_FILES)
-
-
-def _have_all(folder):
-    return all(os.path.exists(os.path.join(folder, f)) for f in TRAIN_FILES + (TEST_FILE,))
-
-
-def maybe_download(data_dir, url=URL, md5=MD5):
-    """Make sure DATA_DIR holds CIFAR-10: when it does not, download the archive, check its MD5
-    and extract it. A partial or corrupt archive fails the check and is fetched again."""
-    folder = batches_dir(data_dir)
-    if _have_all(folder):
-        return folder
-    if os.path.isdir(folder) and os.listdir(folder):
-        return folder  # some files are there: validation says which are missing
-    data_dir = os.path.abspath(data_dir)
-    os.makedirs(data_dir, exist_ok=True)
-    print(f"CIFAR-10 is not in {data_dir}: downloading {url}")
-    try:
-        archive = tf.keras.utils.get_file(ARCHIVE, url, file_hash=md5, hash_algorithm="md5",
-                                          cache_dir=data_dir, cache_subdir="")
-    except ValueError as e:  # the download finished but failed the MD5 check
-        partial = os.path.join(data_dir, ARCHIVE)
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise DataError(f"{url}: the download is corrupt ({e}); run again to fetch it anew") \
-            from None
-    except Exception as e:  # Keras reports network failures as a bare Exception.
-        raise DataError(f"cannot download CIFAR-10 ({e}); put {', '.join(TRAIN_FILES)} and "
-                        f"{TEST_FILE} from {ARCHIVE} into {folder}") from None
-    with tarfile.open(archive) as tar:
-        tar.extractall(data_dir, filter="data")
-    if not _have_all(os.path.join(data_dir, BATCHES_DIR)):
-        raise DataError(f"{archive} did not hold {BATCHES_DIR}/ with the expected files")
+    """The folder with the .bin files: DATA_DIR/cifar-10-batches-bin, or DATA_DIR itself when
+    it holds them directly."""
+    if any(os.path.exists(os.path.join(data_dir, name)) for name in ALL_FILES):
+        return data_dir
     return os.path.join(data_dir, BATCHES_DIR)
 
 
+def _split_files(split):
+    return (TEST_FILE,) if split == "test" else TRAIN_FILES
+
+
+def _have_all(folder):
+    return all(os.path.isfile(os.path.join(folder, name)) for name in ALL_FILES)
+
+
+def maybe_download(data_dir, url=DEFAULT_URL, md5=DEFAULT_MD5):
+    """Return the batches folder of DATA_DIR, first downloading CIFAR-10 into it if it holds
+    none of the .bin files (when it holds some, ``validate`` reports the missing ones).
+
+    The archive is kept as DATA_DIR/cifar-10-binary.tar.gz and used only if its MD5 matches: a
+    partial or corrupt copy there is fetched again, a fresh download that fails the check is
+    deleted. It is extracted into a temporary folder and the files moved into place at the end,
+    so an interrupted run never leaves truncated files. Raises DataError when offline."""
+    folder = batches_dir(data_dir)
+    if any(os.path.exists(os.path.join(folder, name)) for name in ALL_FILES):
+        return folder
+    data_dir = os.path.abspath(data_dir)
+    folder = os.path.join(data_dir, BATCHES_DIR)
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {data_dir} ({e.strerror}); choose another --data-dir") \
+            from None
+    if not os.access(data_dir, os.W_OK):  # get_file would silently use /tmp/.keras instead
+        raise DataError(f"cannot write to {data_dir}; choose another --data-dir")
+    print(f"CIFAR-10 is not in {data_dir}: getting {url}")
+    try:
+        archive = tf.keras.utils.get_file(ARCHIVE, url, file_hash=md5, hash_algorithm="md5",
+                                          cache_dir=data_dir, cache_subdir="")
+    except ValueError:  # the download completed but its MD5 is wrong
+        os.remove(os.path.join(data_dir, ARCHIVE))  # our own corrupt download
+        raise DataError(f"the file downloaded from {url} does not have MD5 {md5}; it was "
+                        "deleted: run again to fetch it anew") from None
+    except Exception as e:  # get_file re-raises URLError and HTTPError as a bare Exception
+        if not isinstance(e, OSError) and not isinstance(e.__context__, urllib.error.URLError):
+            raise
+        raise DataError(f"cannot download CIFAR-10 ({e}). Put {', '.join(ALL_FILES)} into "
+                        f"{folder}, or the archive {ARCHIVE} into {data_dir}") from None
+    staging = tempfile.mkdtemp(prefix=".extracting-", dir=data_dir)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        extracted = os.path.join(staging, BATCHES_DIR)
+        if not _have_all(extracted):
+            raise DataError(f"{archive} does not hold {BATCHES_DIR}/ with {', '.join(ALL_FILES)}")
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(extracted):
+            os.replace(os.path.join(extracted, name), os.path.join(folder, name))
+    except tarfile.TarError as e:
+        raise DataError(f"{archive} is not a readable tar.gz ({e})") from None
+    finally:
+        shutil.rmtree(staging)  # only our temporary folder
+    print(f"CIFAR-10 extracted to {folder}")
+    return folder
+
+
 def validate(data_dir, split):
-    """Check the files a split needs, before any TensorFlow runs: present, a whole non-zero
+    """Check the files a split needs before any TensorFlow runs: present, a whole non-zero
     number of records, every label in 0..9. Returns their paths; raises DataError."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     folder = batches_dir(data_dir)
     if not os.path.isdir(folder):
-        raise DataError(f"no CIFAR-10 in {data_dir}: {folder} does not exist (train_and_val.py "
-                        "downloads it; offline, put the binary batches there)")
+        raise DataError(f"no CIFAR-10 in {data_dir}: {folder} does not exist; run python "
+                        f"input_data.py --download --data-dir {data_dir}, or put "
+                        f"{', '.join(ALL_FILES)} there")
     paths = []
     for name in _split_files(split):
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
-            raise DataError(f"{path} is missing; put the CIFAR-10 binary batches in {folder}")
+            raise DataError(f"{path} is missing; put {name} from {ARCHIVE} ({DEFAULT_URL}) there")
         size = os.path.getsize(path)
         if size == 0 or size % RECORD_BYTES:
-            raise DataError(f"{path}: {size} bytes is not a whole number of {RECORD_BYTES}-byte "
-                            "records; the file is truncated or not CIFAR-10: fetch it again")
+            raise DataError(f"{path}: {size} bytes is not a whole non-zero number of "
+                            f"{RECORD_BYTES}-byte records (truncated, or not CIFAR-10 binary); "
+                            f"replace it with {name} from {ARCHIVE}")
         labels = np.fromfile(path, np.uint8)[::RECORD_BYTES]
         bad = np.flatnonzero(labels >= NUM_CLASSES)
         if bad.size:
-            raise DataError(f"{path}: record {bad[0]} has label {labels[bad[0]]}, not 0-9 "
-                            f"({bad.size} such records); the file is corrupt: fetch it again")
+            raise DataError(f"{path}: record {bad[0]} has label {labels[bad[0]]}, not 0..9 "
+                            f"({bad.size} such records); the file is corrupt: replace it with "
+                            f"{name} from {ARCHIVE}")
         paths.append(path)
     return paths
 
 
-def _record_counts(paths):
+def _record_count(paths):
     return sum(os.path.getsize(p) // RECORD_BYTES for p in paths)
+
+
+def _check_val_size(val_size, total):
+    if not 0 < val_size < total:
+        raise DataError(f"val_size (--val-size) {val_size} must be between 1 and {total - 1}: "
+                        f"the training files hold {total} records")
 
 
 def num_examples(data_dir, split, val_size=VAL_EXAMPLES):
     """How many images a split has (after validating its files)."""
-    total = _record_counts(validate(data_dir, split))
+    total = _record_count(validate(data_dir, split))
     if split in ("train", "val"):
         _check_val_size(val_size, total)
         return total - val_size if split == "train" else val_size
     return total
 
 
-def _check_val_size(val_size, total):
-    if not 0 < val_size < total:
-        raise DataError(f"--val-size {val_size} must be between 1 and {total - 1} (the training "
-                        f"files hold {total} records)")
-
-
 def class_names(data_dir):
-    """The names in batches.meta.txt when it is there and complete, else CLASS_NAMES."""
-    path = os.path.join(batches_dir(data_dir), "batches.meta.txt")
+    """The names in batches.meta.txt when it is there and lists ten, else CLASS_NAMES."""
+    path = os.path.join(batches_dir(data_dir), META_FILE)
     if os.path.isfile(path):
         with open(path) as f:
             names = [line.strip() for line in f if line.strip()]
@@ -155,28 +189,30 @@ def class_names(data_dir):
 
 
 def decode(records):
-    """A batch of raw records (strings) -> (images float32 [B, 32, 32, 3] RGB, labels int32)."""
-    raw = tf.io.decode_raw(records, tf.uint8)
+    """A batch of raw records (strings) -> (images uint8 [B, 32, 32, 3] RGB, labels int32 [B])."""
+    raw = tf.io.decode_raw(records, tf.uint8, fixed_length=RECORD_BYTES)
     labels = tf.cast(raw[:, 0], tf.int32)
     planes = tf.reshape(raw[:, LABEL_BYTES:], [-1, CHANNELS, IMAGE_SIZE, IMAGE_SIZE])
-    return tf.cast(tf.transpose(planes, [0, 2, 3, 1]), tf.float32), labels
+    return tf.transpose(planes, [0, 2, 3, 1]), labels
 
 
-def augment_batch(images, seed=None):
+def augment_batch(images, seed):
     """A random 32x32 crop of each image padded by 4 zero pixels, mirrored with probability
-    1/2, each image drawn on its own. Done with two gathers over the batch."""
+    1/2, drawn per image from the stateless ``seed`` (shape [2]). Two gathers over the batch."""
     batch = tf.shape(images)[0]
-    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    offsets = tf.random.uniform([batch, 2], 0, 2 * PAD + 1, tf.int32, seed=seed)
-    flip = tf.random.uniform([batch, 1], 0, 2, tf.int32, seed=None if seed is None else seed + 1)
+    crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
+    offsets = tf.random.stateless_uniform([batch, 2], crop_seed, 0, 2 * PAD + 1, tf.int32)
+    flip = tf.random.stateless_uniform([batch, 1], flip_seed, 0, 2, tf.int32)
     steps = tf.range(IMAGE_SIZE)[None, :]
     rows = offsets[:, :1] + steps
     cols = offsets[:, 1:] + tf.where(flip > 0, IMAGE_SIZE - 1 - steps, steps)
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped, cols, axis=2, batch_dims=1)
 
 
 def preprocess_batch(images, mode):
+    """float32 RGB 0..255 -> what the network reads (see ``PREPROCESS``)."""
     if mode == "vgg":
         return tools.vgg_preprocess(images)
     if mode == "standardize":
@@ -189,33 +225,42 @@ def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, prep
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split.
 
     Deterministic pipelines (``shuffle=False``) keep the last partial batch, so every record
-    comes exactly once; shuffled ones drop it. ``augment`` (training only) crops and mirrors at
-    random; ``image_size`` other than 32 resizes bilinearly; ``preprocess`` is ``vgg`` (BGR minus
-    the ImageNet mean), ``standardize`` (CIFAR mean and std per channel) or ``none`` (RGB
-    0..255). The files are validated first (DataError); nothing is downloaded here.
+    comes exactly once a pass; shuffled ones drop it. ``augment`` (for training) pads, crops and
+    mirrors at random; ``image_size`` other than 32 then resizes bilinearly; ``preprocess`` is
+    ``vgg`` (BGR minus the ImageNet mean), ``standardize`` (CIFAR mean and std per channel) or
+    ``none`` (RGB 0..255). ``seed`` fixes the shuffling and augmentation. Works eagerly and in a
+    ``tf.compat.v1`` graph. The files are validated first (DataError); nothing is downloaded.
     """
     if preprocess not in PREPROCESS:
         raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
                          f"{', '.join(PREPROCESS)}")
     if batch_size < 1 or image_size < 1:
-        raise ValueError("batch_size and image_size must be at least 1")
+        raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
+                         "least 1")
     paths = validate(data_dir, split)
+    total = _record_count(paths)
+    # The records stay as strings read from the files (not constants in the graph) and are
+    # cached in memory after the first pass.
     data = tf.data.FixedLengthRecordDataset(paths, RECORD_BYTES)
     if split in ("train", "val"):
-        total = _record_counts(paths)
         _check_val_size(val_size, total)
         data = data.take(total - val_size) if split == "train" else data.skip(total - val_size)
     data = data.cache()
     if shuffle:
-        data = data.shuffle(_record_counts(paths), seed=seed, reshuffle_each_iteration=True)
+        data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
     data = data.batch(batch_size, drop_remainder=shuffle)
+    if augment:
+        # One stateless seed pair per batch from a stream fixed by ``seed``: the crops and flips
+        # do not depend on the order in which the parallel map runs.
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2)))
 
-    def transform(records):
+    def transform(records, batch_seed=None):
         images, labels = decode(records)
         if augment:
-            images = augment_batch(images, seed)
+            images = augment_batch(images, batch_seed)
+        images = tf.cast(images, tf.float32)
         if image_size != IMAGE_SIZE:
             images = tf.image.resize(images, [image_size, image_size])
         return preprocess_batch(images, preprocess), labels
@@ -224,17 +269,18 @@ def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, prep
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def save_grid(data_dir, split, path, augment=False, count=64, seed=0):
+def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count=64, seed=0):
     """A PNG grid of the first ``count`` images of a split, each titled with its class."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = read_cifar10(data_dir, split, count, augment=augment, preprocess="none", seed=seed)
+    data = read_cifar10(data_dir, split, count, augment=augment, preprocess="none", seed=seed,
+                        val_size=val_size)
     images, labels = next(iter(data))
     names = class_names(data_dir)
     side = int(np.ceil(np.sqrt(len(labels))))
-    fig, axes = plt.subplots(side, side, figsize=(1.5 * side, 1.6 * side))
+    fig, axes = plt.subplots(side, side, figsize=(1.5 * side, 1.6 * side), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images.numpy(), labels.numpy()):
@@ -242,28 +288,37 @@ def save_grid(data_dir, split, path, augment=False, count=64, seed=0):
         ax.set_title(names[label], fontsize=8)
     fig.suptitle(f"CIFAR-10 {split}{' (augmented)' if augment else ''}")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=80)
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None):
     p = tools.ArgumentParser(description="Download CIFAR-10, or draw a grid of its images.")
-    p.add_argument("--data-dir", default="data", help="folder holding cifar-10-batches-bin/")
-    p.add_argument("--download", action="store_true", help="download and check CIFAR-10")
+    p.add_argument("--data-dir", default="data",
+                   help="folder holding cifar-10-batches-bin/ (or the .bin files themselves)")
+    p.add_argument("--download", action="store_true",
+                   help="download, check and extract CIFAR-10 unless it is already there")
     p.add_argument("--show", action="store_true", help="write a PNG grid of images")
-    p.add_argument("--split", choices=SPLITS, default="train", help="split to show")
-    p.add_argument("--augment", action="store_true", help="show augmented images")
+    p.add_argument("--split", choices=SPLITS, default="train", help="split --show draws from")
+    p.add_argument("--augment", action="store_true", help="--show augmented images")
+    p.add_argument("--val-size", type=int, default=VAL_EXAMPLES,
+                   help="training records held out as the val split")
     p.add_argument("--out", default="cifar10_samples.png", help="where --show writes the PNG")
     args = p.parse_args(argv)
     if not (args.download or args.show):
-        p.error("say --download or --show")
+        p.error("say --download, --show or both")
     try:
         if args.download:
             print(f"CIFAR-10 is in {maybe_download(args.data_dir)}")
         if args.show:
-            save_grid(args.data_dir, args.split, args.out, args.augment)
+            save_grid(args.data_dir, args.split, args.out, args.augment, args.val_size)
             print(f"wrote {args.out}")
     except DataError as e:
+        print(f"input_data.py: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. --out in a folder that does not exist
         print(f"input_data.py: {e}", file=sys.stderr)
         return 2
     return 0

@@ -34,9 +34,11 @@ BATCH_NORM_EPSILON = 1e-3
 # Layers
 # ----------------------------------------------------------------------------------------------
 
-def _weights(shape, fan_in):
-    """He-normal weights for a ReLU layer, registered for weight decay."""
-    init = tf1.truncated_normal_initializer(stddev=np.sqrt(2.0 / fan_in) / 0.87962566)
+def _weights(shape, fan_in, input_std=1.0):
+    """He-normal weights for a ReLU layer (divided by ``input_std`` for inputs that are not of
+    unit scale), registered for weight decay."""
+    stddev = np.sqrt(2.0 / fan_in) / input_std / 0.87962566  # truncation shrinks the spread
+    init = tf1.truncated_normal_initializer(stddev=stddev)
     weights = tf1.get_variable("weights", shape, tf.float32, initializer=init)
     if not any(w is weights for w in tf1.get_collection(WEIGHT_DECAY_COLLECTION)):
         tf1.add_to_collection(WEIGHT_DECAY_COLLECTION, weights)
@@ -74,12 +76,14 @@ def batch_norm(x, is_training):
     return y
 
 
-def conv(name, x, out_channels, is_training=False, use_batch_norm=False, kernel_size=3):
-    """3x3 stride-1 'SAME' convolution + bias (+ batch norm) + ReLU, variables under ``name``."""
+def conv(name, x, out_channels, is_training=False, use_batch_norm=False, kernel_size=3,
+         input_std=1.0):
+    """3x3 stride-1 'SAME' convolution + bias (+ batch norm) + ReLU, variables under ``name``.
+    ``input_std``: the typical size of the inputs, which the initial weights are scaled by."""
     in_channels = int(x.shape[-1])
     with tf1.variable_scope(name):
         weights = _weights([kernel_size, kernel_size, in_channels, out_channels],
-                           fan_in=kernel_size * kernel_size * in_channels)
+                           fan_in=kernel_size * kernel_size * in_channels, input_std=input_std)
         biases = _biases(out_channels)
         y = tf.nn.bias_add(tf.nn.conv2d(x, weights, strides=1, padding="SAME"), biases)
         if use_batch_norm:

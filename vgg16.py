@@ -28,6 +28,9 @@ CONFIGS = {
 ARCHS = tuple(CONFIGS)
 FC_SIZE = 4096
 SIDE_MULTIPLE = 2 ** 5  # five 2x2 pools
+# Standard deviation of VGG-preprocessed pixels (0..255 minus a mean): conv1_1's initial weights
+# are scaled down by it, so that a network trained from scratch starts with unit-scale activations.
+INPUT_STD = 64.0
 
 
 def conv_layer_names(arch):
@@ -64,7 +67,8 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
         for block, channels in enumerate(CONFIGS[arch], 1):
             for i, out_channels in enumerate(channels, 1):
                 name = f"conv{block}_{i}"
-                net = tools.conv(name, net, out_channels, is_training, batch_norm)
+                net = tools.conv(name, net, out_channels, is_training, batch_norm,
+                                 input_std=INPUT_STD if net is images else 1.0)
                 end_points[name] = net
             name = f"pool{block}"
             net = tools.max_pool(name, net)

@@ -312,8 +312,14 @@ def resolve_pretrained(args):
 
 def check_resume(args, train_dir, checkpoint, variables):
     """A checkpoint resumes only a run of the same model; say so clearly otherwise."""
-    saved = (read_json(os.path.join(train_dir, CONFIG_FILE)) or {}).get("model")
-    wanted = {key: getattr(args, key) for key in MODEL_KEYS}
+    config = read_json(os.path.join(train_dir, CONFIG_FILE)) or {}
+    saved, wanted = config.get("model"), {key: getattr(args, key) for key in MODEL_KEYS}
+    last_val_size = config["runs"][-1]["val_size"] if config.get("runs") else args.val_size
+    if last_val_size != args.val_size:
+        raise tools.UsageError(f"{train_dir} was trained with --val-size {last_val_size}; "
+                               f"another --val-size ({args.val_size}) would validate on images "
+                               "it trained on, or train on the old validation images: resume "
+                               "with the same, or use another --log-dir")
     if saved and saved != wanted:
         differ = ", ".join(f"{k} {saved.get(k)!r} (asked {wanted[k]!r})" for k in MODEL_KEYS
                            if saved.get(k) != wanted[k])
@@ -369,14 +375,14 @@ def build_graph(args, max_steps, train_split):
 def train(args):
     train_dir, val_dir, best_dir = (os.path.join(args.log_dir, d)
                                     for d in ("train", "val", "best"))
-    for d in (train_dir, val_dir, best_dir):
-        os.makedirs(d, exist_ok=True)
     tools.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
     input_data.maybe_download(args.data_dir)
     train_split = "train" if args.val_size else "trainval"
     train_images = input_data.num_examples(args.data_dir, train_split, args.val_size)
     steps_per_epoch = train_images / args.batch_size
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
+    for d in (train_dir, val_dir, best_dir):
+        os.makedirs(d, exist_ok=True)
 
     checkpoint = tf1.train.latest_checkpoint(train_dir)
     graph = build_graph(args, max_steps, train_split)

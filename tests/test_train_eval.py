@@ -204,6 +204,9 @@ def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
     assert other.returncode == 2
     assert "another model" in other.stderr and "vgg11" in other.stderr
     assert "Traceback" not in other.stderr and len(own_lines(other, "train_and_val.py")) == 1
+    other = run("train_and_val.py", *COMMON, "--val-size", 50, "--log-dir", tmp_path / "logs",
+                "--data-dir", root / "data", cwd=tmp_path)
+    assert other.returncode == 2 and "trained with --val-size 100" in other.stderr
 
 
 def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):

@@ -11,7 +11,6 @@ nothing is overwritten) and an accuracy summary that TensorBoard shows at that s
 is rebuilt from the config.json that train_and_val.py saved next to the checkpoints.
 """
 
-import json
 import os
 import sys
 
@@ -68,8 +67,11 @@ def find_checkpoint(args):
 
 
 def read_config(args, checkpoint):
-    """The training run's configuration: next to the checkpoint, else in LOG_DIR/train."""
-    for folder in (os.path.dirname(checkpoint), os.path.join(args.log_dir, "train")):
+    """The training run's configuration: next to the checkpoint, in its run's train/ (for a
+    best/ checkpoint), else in LOG_DIR/train."""
+    folder = os.path.dirname(checkpoint)
+    for folder in (folder, os.path.join(os.path.dirname(folder), "train"),
+                   os.path.join(args.log_dir, "train")):
         config = train_and_val.read_json(os.path.join(folder, train_and_val.CONFIG_FILE))
         if config:
             return config

@@ -164,6 +164,9 @@ def batch_sums(logits, labels):
             tf.shape(labels, out_type=tf.int64)[0])
 
 
+NAN_GRADIENTS = "the gradients are not finite"
+
+
 def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None,
              clip_norm=None, precision="fp32"):
     """Momentum SGD step on ``var_list`` (default: all trainable variables) that also runs the
@@ -173,11 +176,15 @@ def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None
     if precision == "fp16":
         optimizer = tf1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer)
     pairs = optimizer.compute_gradients(total_loss, var_list=var_list)
+    grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
+    checks = []
+    if precision != "fp16":  # (fp16's loss scaling skips steps with infinite gradients itself)
+        # A step whose gradients are not finite fails here instead of writing NaN weights.
+        checks.append(tf.debugging.check_numerics(tf.linalg.global_norm(grads), NAN_GRADIENTS))
     if clip_norm:
-        grads, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
-        pairs = list(zip(grads, [v for _, v in pairs]))
-    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
-        return optimizer.apply_gradients(pairs, global_step=global_step)
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS) + checks):
+        return optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ best/. Run the same command again to resume from the latest checkpoint; Ctrl-C s
 The test set is never touched here: evaluate.py measures it.
 """
 
-import argparse
 import json
 import math
 import os
@@ -154,6 +153,11 @@ class ValidationHook(tf1.train.SessionRunHook):
         self.last_step = None
         self.seconds = 0.0  # time spent validating, left out of the training speed
 
+    def after_create_session(self, session, coord):
+        state = tf1.train.get_checkpoint_state(self.best_dir)
+        if state:  # so that max_to_keep=1 also retires the best of an earlier run
+            self.best_saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+
     def before_run(self, run_context):
         return tf1.train.SessionRunArgs(self.global_step)
 
@@ -272,8 +276,12 @@ def format_seconds(seconds):
 def read_json(path):
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise tools.UsageError(f"{path} cannot be read ({e}); restore it, or use another "
+                               "--log-dir") from None
 
 
 def write_json(path, data):
@@ -303,7 +311,7 @@ def resolve_pretrained(args):
               f"({'with' if include_top else 'without'} fc6-fc8).")
         try:
             convert_weights.convert(args.arch, path, include_top=include_top)
-        except convert_weights.ConversionError as e:
+        except (convert_weights.ConversionError, OSError) as e:
             raise tools.UsageError(
                 f"{path} is missing and could not be made: {e}. Put the public {args.arch}.npy "
                 "at that path, or train from scratch with --pretrained none") from None
@@ -381,8 +389,12 @@ def train(args):
     train_images = input_data.num_examples(args.data_dir, train_split, args.val_size)
     steps_per_epoch = train_images / args.batch_size
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
-    for d in (train_dir, val_dir, best_dir):
-        os.makedirs(d, exist_ok=True)
+    try:
+        for d in (train_dir, val_dir, best_dir):
+            os.makedirs(d, exist_ok=True)
+    except OSError as e:
+        raise tools.UsageError(f"--log-dir {args.log_dir}: cannot create {d} ({e.strerror}); "
+                               "choose another --log-dir") from None
 
     checkpoint = tf1.train.latest_checkpoint(train_dir)
     graph = build_graph(args, max_steps, train_split)
@@ -399,8 +411,9 @@ def train(args):
               "nothing to do (raise --max-steps or --epochs to train further).")
         return 0
 
-    config = read_json(os.path.join(train_dir, CONFIG_FILE)) or {
-        "model": {key: getattr(args, key) for key in MODEL_KEYS}, "runs": []}
+    config = read_json(os.path.join(train_dir, CONFIG_FILE)) or {"runs": []}
+    if not checkpoint:  # the model is this run's until a checkpoint of it exists
+        config["model"] = {key: getattr(args, key) for key in MODEL_KEYS}
     config["runs"].append({**vars(args), "pretrained_file": pretrained,
                            "start_step": int(start_step), "max_steps": max_steps,
                            "train_split": train_split, "train_images": train_images,
@@ -412,8 +425,13 @@ def train(args):
             tools.load_pretrained(pretrained, session, skip=args.skip)
 
     validation = None
+    scaffold = tf1.train.Scaffold(init_fn=warm_start)
+    # The checkpoint hook comes after the NaN guard, so a step that made the loss NaN is never
+    # saved (MonitoredTrainingSession would put its own before every hook passed in).
     hooks = [tf1.train.StopAtStepHook(last_step=max_steps),
-             tf1.train.NanTensorHook(graph["loss"])]
+             tf1.train.NanTensorHook(graph["loss"]),
+             tf1.train.CheckpointSaverHook(train_dir, save_steps=args.save_every,
+                                           scaffold=scaffold)]
     if args.val_size:
         validation = ValidationHook(args.val_every, graph["val_iterator"], graph["val_sums"],
                                     val_dir, best_dir, graph["global_step"])
@@ -425,17 +443,19 @@ def train(args):
           f"{start_step} to {max_steps}; logs in {args.log_dir}", flush=True)
     try:
         with tf1.train.MonitoredTrainingSession(
-                checkpoint_dir=train_dir, scaffold=tf1.train.Scaffold(init_fn=warm_start),
-                hooks=hooks, save_checkpoint_steps=args.save_every,
+                checkpoint_dir=train_dir, scaffold=scaffold, hooks=hooks,
+                save_checkpoint_steps=None, save_checkpoint_secs=None,
                 save_summaries_steps=args.summary_every, log_step_count_steps=0,
                 config=tools.session_config(args.precision, args.xla)) as session:
             while not session.should_stop():
                 session.run(graph["train_op"])
-    except tf1.train.NanLossDuringTrainingError:
+    except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:
+        if isinstance(e, tf.errors.InvalidArgumentError) and tools.NAN_GRADIENTS not in str(e):
+            raise
         last = tf1.train.latest_checkpoint(train_dir)
-        print(f"train_and_val.py: the loss became NaN; stopped without saving. The last good "
-              f"checkpoint is {last or 'none (no checkpoint yet)'}; resume with a lower "
-              "--learning-rate.", file=sys.stderr)
+        print(f"train_and_val.py: training diverged (NaN loss or gradients); stopped without "
+              f"saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}; "
+              "resume with a lower --learning-rate.", file=sys.stderr)
         return 1
     last = tf1.train.latest_checkpoint(train_dir)
     if stop_on_signal.received:

@@ -1,6 +1,5 @@
 """Reading the public weights layout safely, and loading it into the graph."""
 
-import io
 import os
 import pickle
 

@@ -152,11 +152,9 @@ def pipeline_rate(args, data_dir, val_size):
             return median_rate(run, batches * args.batch_size, args.repeats, warmup=2)
 
 
-results_keras_xla = []  # whether Keras compiled fit with XLA (its jit_compile="auto")
-
-
 def keras_rate(args, data_dir, val_size):
-    """Images/s of Keras model.fit on the same network, optimizer, batch size and data."""
+    """``(images/s, whether Keras compiled with XLA)`` of Keras model.fit on the same network,
+    optimizer, batch size and data."""
     import keras
 
     if args.precision == "bf16":
@@ -186,11 +184,10 @@ def keras_rate(args, data_dir, val_size):
             rates.append(args.steps * args.batch_size / (time.perf_counter() - self.start))
 
     rates = []
-    results_keras_xla.append(bool(model.jit_compile))
     model.fit(data, epochs=args.repeats + 1, steps_per_epoch=args.steps, verbose=0,
               callbacks=[EpochTimer()])
     keras.mixed_precision.set_global_policy("float32")
-    return statistics.median(rates[1:])  # the first epoch compiles
+    return statistics.median(rates[1:]), bool(model.jit_compile)  # the first epoch compiles
 
 
 def program_rate(args, data_dir, log_dir):
@@ -229,9 +226,8 @@ def main(argv=None):
         results["bare_step_img_s"] = bare_step_rate(args)
         results["train_img_s"] = program_rate(args, data_dir, os.path.join(tmp, "logs"))
         results["eval_img_s"] = eval_rate(args, data_dir)
-        results["keras_img_s"] = None if args.skip_keras else keras_rate(args, data_dir,
-                                                                         val_size)
-        results["keras_xla"] = results_keras_xla[0] if results_keras_xla else None
+        results["keras_img_s"], results["keras_xla"] = (
+            (None, None) if args.skip_keras else keras_rate(args, data_dir, val_size))
     peak = results["matmul_gflops_bf16" if args.precision == "bf16" else "matmul_gflops_fp32"]
     results["train_gflops_per_image"] = training / 1e9
     results["train_gflops"] = results["train_img_s"] * training / 1e9

@@ -9,10 +9,8 @@ inside is unpickled with an allow-list of NumPy's array-rebuilding callables, no
 """
 
 import argparse
-import io
 import pickle
 import sys
-import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -315,7 +313,7 @@ def read_weights(path):
                 raise WeightsFileError(f"{path}: refused: {e}. A weights file holds only NumPy "
                                        "arrays; nothing from it was run") from None
             except (EOFError, ValueError, TypeError, AttributeError, IndexError,
-                    KeyError, zipfile.BadZipFile, io.UnsupportedOperation) as e:
+                    KeyError) as e:
                 raise WeightsFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e}); "
                                        "download or convert it again") from None
     except OSError as e:

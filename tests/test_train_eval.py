@@ -4,6 +4,7 @@ VGG11 on 500 training records (100 held out for validation) and 203 test records
 weights file in the public layout, so the runs take seconds on a CPU.
 """
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,13 @@ def start(program, *args, cwd):
     return subprocess.Popen([sys.executable, os.path.join(ROOT, program), *map(str, args)],
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+
+
+def train_args(root, tmp_path, *flags):
+    """A VGG11 run on the workspace's data and weights, logging under TMP_PATH/logs; later
+    flags override earlier ones."""
+    return [*COMMON, "--pretrained", root / "vgg11.npy", "--data-dir", root / "data",
+            "--log-dir", tmp_path / "logs", *flags]
 
 
 def he_weights(arch, seed=0):
@@ -127,7 +135,7 @@ def test_tensorboard_finds_train_and_val_curves_that_differ(trained):
 
 def test_best_checkpoint_is_kept_apart(trained):
     root, stdout = trained
-    best = tools_json(root / "logs" / "best" / "best.json")
+    best = read_json(root / "logs" / "best" / "best.json")
     best_step, best_accuracy = max(validations(stdout), key=lambda v: v[1])
     assert best["step"] == best_step
     assert abs(best["val_accuracy"] - best_accuracy) < 1e-4
@@ -135,8 +143,7 @@ def test_best_checkpoint_is_kept_apart(trained):
     assert tf1.train.latest_checkpoint(str(root / "logs" / "train")).endswith("-60")
 
 
-def tools_json(path):
-    import json
+def read_json(path):
     with open(path) as f:
         return json.load(f)
 
@@ -165,7 +172,7 @@ def test_evaluate_counts_every_test_image_and_matches_the_checkpoint(trained):
                  "--batch-size", 50, cwd=root)
     assert result.returncode == 0, result.stderr
     assert "evaluated 203 test images" in result.stdout  # 203 = 4 * 50 + 3
-    report = tools_json(root / "logs" / "eval" / "test-model.ckpt-60.json")
+    report = read_json(root / "logs" / "eval" / "test-model.ckpt-60.json")
     labels, predictions = own_test_predictions(root, checkpoint)
     assert report["images"] == 203
     assert report["accuracy"] == pytest.approx(np.mean(labels == predictions), abs=1e-9)
@@ -191,32 +198,31 @@ def test_evaluate_best_and_errors(trained):
 def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
     root, _ = trained
     shutil.copytree(root / "logs", tmp_path / "logs")
-    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
-                 "--max-steps", 70, "--val-every", 30, "--log-dir", tmp_path / "logs",
-                 "--data-dir", root / "data", cwd=tmp_path)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 70,
+                                                 "--val-every", 30), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "model.ckpt-60 (step 60)" in result.stdout
     assert "Pretrained weights from" not in result.stdout
     assert progress(result.stdout, "loss") and re.search(r"^step 70/70 ", result.stdout, re.M)
     assert tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train")).endswith("-70")
-    runs = tools_json(tmp_path / "logs" / "train" / "config.json")["runs"]
+    runs = read_json(tmp_path / "logs" / "train" / "config.json")["runs"]
     assert [r["start_step"] for r in runs] == [0, 60]
 
-    other = run("train_and_val.py", *COMMON, "--arch", "vgg13", "--log-dir",
-                tmp_path / "logs", "--data-dir", root / "data", cwd=tmp_path)
+    other = run("train_and_val.py", *train_args(root, tmp_path, "--arch", "vgg13"),
+                cwd=tmp_path)
     assert other.returncode == 2
     assert "another model" in other.stderr and "vgg11" in other.stderr
     assert "Traceback" not in other.stderr and len(own_lines(other, "train_and_val.py")) == 1
-    other = run("train_and_val.py", *COMMON, "--val-size", 50, "--log-dir", tmp_path / "logs",
-                "--data-dir", root / "data", cwd=tmp_path)
+    other = run("train_and_val.py", *train_args(root, tmp_path, "--val-size", 50),
+                cwd=tmp_path)
     assert other.returncode == 2 and "trained with --val-size 100" in other.stderr
 
 
 def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     root, weights = workspace
-    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
-                 "--trainable", "fc", "--max-steps", 8, "--val-every", 100,
-                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
+                                                 "--max-steps", 8, "--val-every", 100),
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
     assert checkpoint.endswith("-8")
@@ -241,9 +247,8 @@ def wait_for_checkpoint(folder, process, beyond=-1, timeout=180):
 def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tmp_path):
     root, _ = workspace
     def args(max_steps):
-        return [*COMMON, "--pretrained", root / "vgg11.npy", "--max-steps", max_steps,
-                "--val-every", 100000, "--save-every", 5, "--data-dir", root / "data",
-                "--log-dir", tmp_path / "logs"]
+        return train_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,
+                          "--save-every", 5)
     train_dir = tmp_path / "logs" / "train"
 
     process = start("train_and_val.py", *args(100000), cwd=tmp_path)
@@ -268,9 +273,9 @@ def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tm
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
     root, _ = workspace
-    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
-                 "--learning-rate", 1e12, "--warmup-steps", 0, "--max-steps", 50,
-                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--learning-rate", 1e12,
+                                                 "--warmup-steps", 0, "--max-steps", 50),
+                 cwd=tmp_path)
     assert result.returncode == 1
     assert "NaN" in result.stderr and "Traceback" not in result.stderr
     # only the checkpoint of the starting point, written before the first step, is there
@@ -301,8 +306,8 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
     root, _ = workspace
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU, so fp16 is allowed")
-    result = run("train_and_val.py", *COMMON, "--precision", "fp16", "--data-dir",
-                 root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--precision", "fp16"),
+                 cwd=tmp_path)
     assert result.returncode == 2
     assert "--precision fp16 needs a GPU" in result.stderr
     assert len(own_lines(result, "train_and_val.py")) == 1
@@ -312,9 +317,9 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
 @pytest.mark.skipif(not tools.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
 def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
     root, _ = workspace
-    result = run("train_and_val.py", *COMMON, "--pretrained", root / "vgg11.npy",
-                 "--precision", "bf16", "--max-steps", 30, "--val-every", 30,
-                 "--data-dir", root / "data", "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--precision", "bf16",
+                                                 "--max-steps", 30, "--val-every", 30),
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     losses = progress(result.stdout, "loss")
     assert losses[-1] < 0.5 * losses[0]

@@ -12,9 +12,9 @@ In one run, after warm-up, each figure a median over --repeats measurements:
   eval       the forward pass of the evaluation graph on the test pipeline
   pipeline   the training input pipeline alone (shuffle, augment, preprocess)
   matmul     a large matrix product in float32 and bfloat16, GFLOP/s
-The model's FLOPs per training image (counted from the layer table: forward, plus the two
-backward products, less conv1_1's input gradient) times the training rate gives the achieved
-GFLOP/s. Prints a table, then one JSON line.
+The model's FLOPs per training image (counted on its graph: every convolution and matrix
+product forward, plus the two backward products of each, less the input gradient of the layer
+that reads the images) times the training rate gives the achieved GFLOP/s. Prints a table, then one JSON line.
 """
 
 import json
@@ -28,7 +28,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import cli
+import devices
 import input_data
+import model
+import nets
 import tools
 import vgg16
 
@@ -37,39 +41,51 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv=None):
-    p = tools.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", choices=vgg16.ARCHS, default="vgg16", help="network")
-    p.add_argument("--batch-size", type=int, default=128, help="training batch size")
-    p.add_argument("--image-size", type=int, default=32, help="image side (a multiple of 32)")
-    p.add_argument("--precision", choices=tools.PRECISIONS, default="fp32",
-                   help="precision of the training, evaluation and Keras runs")
-    p.add_argument("--xla", action="store_true", help="compile our graphs with XLA")
-    p.add_argument("--repeats", type=int, default=5, help="measurements per figure")
-    p.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_flags(p, "arch", "batch-size", "image-size", "precision", "xla")
+    p.add_argument("--repeats", type=cli.at_least(1), default=5, help="measurements per figure")
+    p.add_argument("--steps", type=cli.at_least(1), default=20,
+                   help="training steps per measurement")
     p.add_argument("--skip-keras", action="store_true", help="leave out the Keras run")
     args = p.parse_args(argv)
-    if args.image_size % vgg16.SIDE_MULTIPLE or args.batch_size < 1 or args.repeats < 1 \
-            or args.steps < 1:
-        p.error("--image-size must be a multiple of 32; --batch-size, --repeats, --steps >= 1")
+    network = nets.get(args.arch)
+    args.image_size = args.image_size or network.default_image_size
+    problem = network.image_size_error(args.image_size)
+    if problem:
+        p.error(f"--image-size {problem} for {args.arch}")
     try:
-        tools.session_config(args.precision, args.xla)
-    except tools.UsageError as e:
+        devices.session_config(args.precision, args.xla)
+    except cli.UsageError as e:
         p.error(str(e))
     return args
 
 
+def model_config(arch, image_size, num_classes=input_data.NUM_CLASSES):
+    """The ``model`` entry of a run's config.json for the network measured here."""
+    return {"arch": arch, "batch_norm": False, "image_size": image_size,
+            "num_classes": num_classes}
+
+
 def flops_per_image(arch, image_size, num_classes=input_data.NUM_CLASSES):
-    """``(forward, training)`` multiply-adds x 2 per image, from the layer table."""
-    side, channels, forward, first = image_size, 3, 0, None
-    for block in vgg16.CONFIGS[arch]:
-        for out in block:
-            layer = 2 * side * side * 9 * channels * out
-            first = layer if first is None else first
-            forward += layer
-            channels = out
-        side //= 2
-    sizes = [side * side * channels, vgg16.FC_SIZE, vgg16.FC_SIZE, num_classes]
-    forward += sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
+    """``(forward, training)`` FLOPs (multiply-adds x 2) per image, counted on the graph: every
+    convolution and matrix product of the forward pass; training adds the two backward products
+    of each, less the input gradient of the layer that reads the images."""
+    with tf.Graph().as_default() as graph:
+        images = tf1.placeholder(tf.float32, [1, image_size, image_size, 3])
+        model.inference(model_config(arch, image_size, num_classes), images)
+        forward = first = 0
+        for op in graph.get_operations():
+            if op.type == "Conv2D":
+                kernel = op.inputs[1].shape.as_list()
+                flops = 2 * int(np.prod(op.outputs[0].shape.as_list()[1:])) * int(
+                    np.prod(kernel[:3]))
+            elif op.type == "MatMul":
+                flops = 2 * int(np.prod(op.inputs[1].shape.as_list()))
+            else:
+                continue
+            forward += flops
+            if op.inputs[0] is images:
+                first += flops
     return forward, 3 * forward - first
 
 
@@ -97,8 +113,8 @@ def matmul_gflops(dtype, repeats, n=4096):
 
 
 def bare_step_rate(args):
-    """Images/s of the training step alone: the same loss, optimizer and clipping as
-    train_and_val.py, on a batch held in a variable."""
+    """Images/s of the training step alone: the training program's default loss, optimizer and
+    clipping, on a batch held in a variable."""
     rng = np.random.default_rng(0)
     shape = [args.batch_size, args.image_size, args.image_size, 3]
     with tf.Graph().as_default():
@@ -106,11 +122,14 @@ def bare_step_rate(args):
             -120, 130, shape).astype(np.float32), trainable=False)
         labels = tf1.get_variable("labels", initializer=rng.integers(
             0, 10, args.batch_size).astype(np.int32), trainable=False)
-        logits, _ = vgg16.build(images, 10, args.arch, is_training=True)
-        total, _ = tools.loss(logits, labels, 5e-4)
-        step = tools.minimize(total, 0.001, tf1.train.get_or_create_global_step(), 0.9,
-                              clip_norm=5.0, precision=args.precision)
-        config = tools.session_config(args.precision, args.xla)
+        tower = model.tower(model_config(args.arch, args.image_size), images, labels,
+                            is_training=True, weight_decay=cli.default("weight-decay"),
+                            dropout_keep_prob=cli.default("dropout-keep-prob"))
+        optimizer = tools.make_optimizer(0.001, cli.default("momentum"), args.precision)
+        grads = tools.compute_gradients(optimizer, tower.total_loss, tower.var_list,
+                                        cli.default("clip-norm"), args.precision)
+        step = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
+        config = devices.session_config(args.precision, args.xla)
         with tf1.Session(config=config) as session:
             session.run(tf1.global_variables_initializer())
 
@@ -122,12 +141,11 @@ def bare_step_rate(args):
 
 def eval_rate(args, data_dir):
     with tf.Graph().as_default():
-        data = input_data.read_cifar10(data_dir, "test", args.batch_size,
-                                       image_size=args.image_size, repeat=True)
-        images, _ = tf1.data.make_one_shot_iterator(data).get_next()
-        logits, _ = vgg16.build(images, 10, args.arch)
+        images, _, _ = model.inputs(lambda: input_data.read_cifar10(
+            data_dir, "test", args.batch_size, image_size=args.image_size, repeat=True))
+        logits, _ = model.inference(model_config(args.arch, args.image_size), images)
         predictions = tf.argmax(logits, -1)
-        with tf1.Session(config=tools.session_config(args.precision, args.xla)) as session:
+        with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
             session.run(tf1.global_variables_initializer())
 
             def batches():
@@ -138,10 +156,9 @@ def eval_rate(args, data_dir):
 
 def pipeline_rate(args, data_dir, val_size):
     with tf.Graph().as_default():
-        data = input_data.read_cifar10(data_dir, "train", args.batch_size, shuffle=True,
-                                       augment=True, image_size=args.image_size, repeat=True,
-                                       seed=0, val_size=val_size)
-        images, labels = tf1.data.make_one_shot_iterator(data).get_next()
+        images, labels, _ = model.inputs(lambda: input_data.read_cifar10(
+            data_dir, "train", args.batch_size, shuffle=True, augment=True,
+            image_size=args.image_size, repeat=True, seed=0, val_size=val_size))
         consume = [tf.reduce_sum(images), tf.reduce_sum(labels)]
         with tf1.Session() as session:
             batches = 50
@@ -154,9 +171,12 @@ def pipeline_rate(args, data_dir, val_size):
 
 def keras_rate(args, data_dir, val_size):
     """``(images/s, whether Keras compiled with XLA)`` of Keras model.fit on the same network,
-    optimizer, batch size and data."""
+    optimizer, batch size and data; ``(None, None)`` for a network with no Keras twin here."""
     import keras
 
+    if args.arch not in vgg16.CONFIGS:
+        return None, None
+    keep = cli.default("dropout-keep-prob")
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     elif args.precision == "fp16":
@@ -165,13 +185,16 @@ def keras_rate(args, data_dir, val_size):
     for block in vgg16.CONFIGS[args.arch]:
         layers += [keras.layers.Conv2D(c, 3, padding="same", activation="relu") for c in block]
         layers.append(keras.layers.MaxPooling2D(2))
-    layers += [keras.layers.Flatten(), keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
-               keras.layers.Dropout(0.5), keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
-               keras.layers.Dropout(0.5), keras.layers.Dense(10, dtype="float32")]
-    model = keras.Sequential(layers)
-    model.compile(keras.optimizers.SGD(0.001, momentum=0.9, global_clipnorm=5.0),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    layers.append(keras.layers.Flatten())
+    for _ in ("fc6", "fc7"):
+        layers += [keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
+                   keras.layers.Dropout(1 - keep)]
+    layers.append(keras.layers.Dense(10, dtype="float32"))
+    net = keras.Sequential(layers)
+    net.compile(keras.optimizers.SGD(0.001, momentum=cli.default("momentum"),
+                                     global_clipnorm=cli.default("clip-norm")),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"])
     data = input_data.read_cifar10(data_dir, "train", args.batch_size, shuffle=True,
                                    augment=True, image_size=args.image_size, repeat=True,
                                    seed=0, val_size=val_size)
@@ -184,10 +207,10 @@ def keras_rate(args, data_dir, val_size):
             rates.append(args.steps * args.batch_size / (time.perf_counter() - self.start))
 
     rates = []
-    model.fit(data, epochs=args.repeats + 1, steps_per_epoch=args.steps, verbose=0,
-              callbacks=[EpochTimer()])
+    net.fit(data, epochs=args.repeats + 1, steps_per_epoch=args.steps, verbose=0,
+            callbacks=[EpochTimer()])
     keras.mixed_precision.set_global_policy("float32")
-    return statistics.median(rates[1:]), bool(model.jit_compile)  # the first epoch compiles
+    return statistics.median(rates[1:]), bool(net.jit_compile)  # the first epoch compiles
 
 
 def program_rate(args, data_dir, log_dir):

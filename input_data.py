@@ -1,4 +1,5 @@
-"""CIFAR-10 binary batches -> tf.data pipelines: download, validate, decode, split, augment.
+"""The data sets, as tf.data pipelines: CIFAR-10's binary batches (download, validate, decode,
+split, augment), registered with what the programs need of a data set in ``SOURCES``.
 
 A record of the binary version is 1 label byte (0-9) then 3072 pixel bytes: the 1024 red values,
 then the green, then the blue, each plane 32x32 row-major. Images come out HWC, RGB.
@@ -9,7 +10,8 @@ every run; ``train`` is all the other training records, so the two never overlap
 all 50,000 training records, ``test`` is test_batch.bin. Only evaluate.py reads ``test``.
 
 ``read_cifar10`` never downloads: it validates the files (``DataError`` names the file and what
-to do) and builds the pipeline. The programs call ``maybe_download`` first.
+to do) and builds the pipeline. The programs call ``maybe_download`` first, through
+``SOURCES[name].prepare``; a new data set is one reader function and one entry there.
 
     python input_data.py --download          # fetch, check and extract the archive into data/
     python input_data.py --show --augment    # cifar10_samples.png: a grid with class names
@@ -22,9 +24,12 @@ import tarfile
 import tempfile
 import urllib.error
 
+import typing
+
 import numpy as np
 import tensorflow as tf
 
+import cli
 import tools
 
 DEFAULT_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -57,7 +62,7 @@ CIFAR_MEAN_RGB = (125.307, 122.950, 113.865)
 CIFAR_STD_RGB = (62.993, 62.089, 66.705)
 
 
-class DataError(ValueError):
+class DataError(cli.UserError, ValueError):
     """Missing or malformed data; the message names the file and what to do."""
 
 
@@ -294,17 +299,33 @@ def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count
         plt.close(fig)
 
 
+# ----------------------------------------------------------------------------------------------
+# The data sets the programs know (--dataset)
+# ----------------------------------------------------------------------------------------------
+
+class Source(typing.NamedTuple):
+    """What the programs need of a data set; every function takes the --data-dir first."""
+    prepare: typing.Callable  # (data_dir): make the data available (download), else DataError
+    validate: typing.Callable  # (data_dir, split): check the files before TensorFlow runs
+    read: typing.Callable  # (data_dir, split, batch_size, **options) -> tf.data.Dataset
+    num_examples: typing.Callable  # (data_dir, split, val_size) -> int
+    class_names: typing.Callable  # (data_dir) -> [name of class 0, ...]
+    num_classes: int
+
+
+SOURCES = {"cifar10": Source(maybe_download, validate, read_cifar10, num_examples, class_names,
+                             NUM_CLASSES)}
+
+
 def main(argv=None):
-    p = tools.ArgumentParser(description="Download CIFAR-10, or draw a grid of its images.")
-    p.add_argument("--data-dir", default="data",
-                   help="folder holding cifar-10-batches-bin/ (or the .bin files themselves)")
+    p = cli.ArgumentParser(description="Download CIFAR-10, or draw a grid of its images.")
+    cli.add_flags(p, "data-dir")
     p.add_argument("--download", action="store_true",
                    help="download, check and extract CIFAR-10 unless it is already there")
     p.add_argument("--show", action="store_true", help="write a PNG grid of images")
-    p.add_argument("--split", choices=SPLITS, default="train", help="split --show draws from")
+    cli.add_flags(p, "split", split="train")
     p.add_argument("--augment", action="store_true", help="--show augmented images")
-    p.add_argument("--val-size", type=int, default=VAL_EXAMPLES,
-                   help="training records held out as the val split")
+    cli.add_flags(p, "val-size")
     p.add_argument("--out", default="cifar10_samples.png", help="where --show writes the PNG")
     args = p.parse_args(argv)
     if not (args.download or args.show):

@@ -3,8 +3,8 @@
 ``CONFIGS`` is Table 1 of Simonyan & Zisserman (2015), configurations A, B, D and E: the output
 channels of each 3x3 convolution, block by block; every block ends in a 2x2 max pool. ``build``
 turns a row of it into layers named like the public weights file (``conv1_1`` ... ``conv5_4``,
-``pool1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), so ``load_pretrained`` in tools.py maps
-``vgg16.npy`` onto the graph with no translation table.
+``pool1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), so ``weights.load_pretrained`` maps
+``vgg16.npy`` onto the graph with no translation table. nets.py registers VGG11/13/16/19.
 
     logits, end_points = vgg16.build(images, num_classes=10, arch="vgg16", is_training=True)
 
@@ -44,6 +44,13 @@ def layer_names(arch):
     return conv_layer_names(arch) + ["fc6", "fc7", "fc8"]
 
 
+def image_size_error(side):
+    """Why VGG cannot take ``side`` x ``side`` images, or None when it can."""
+    if side < SIDE_MULTIPLE or side % SIDE_MULTIPLE:
+        return f"must be a multiple of {SIDE_MULTIPLE}, got {side}"
+    return None
+
+
 def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=False,
           dropout_keep_prob=0.5):
     """Build VGG on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
@@ -53,12 +60,13 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
     evaluation tower share them. ``is_training`` turns on dropout after fc6 and fc7 and batch
     statistics in batch norm. The logits (fc8) have no activation. ``end_points`` maps every conv
     layer, ``pool1``..``pool5``, ``fc6``, ``fc7`` (after ReLU, before dropout) and ``logits`` to
-    its tensor.
+    its tensor. ``num_classes`` None or 0 leaves out fc8 and returns fc7's output (after dropout
+    while training) in place of the logits, as Keras's ``include_top=False`` returns features.
     """
     if arch not in CONFIGS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     side = images.shape[1:3].as_list()
-    if len(side) != 2 or None in side or any(s % SIDE_MULTIPLE for s in side) or 0 in side:
+    if len(side) != 2 or None in side or any(image_size_error(s) for s in side):
         raise ValueError(f"image height and width must be known multiples of {SIDE_MULTIPLE}, "
                          f"got {side}")
     end_points = {}
@@ -77,6 +85,8 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
             net = tools.fc(name, net, FC_SIZE)
             end_points[name] = net
             net = tools.dropout(net, dropout_keep_prob, is_training)
+        if not num_classes:
+            return net, end_points
         logits = tools.fc("fc8", net, num_classes, relu=False)
     end_points["logits"] = logits
     return logits, end_points

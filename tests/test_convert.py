@@ -5,25 +5,20 @@ shows), converted by the real command, loaded into ``vgg16.build`` at 224x224 wi
 and must give Keras's logits on the same images.
 """
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
 import tools
 import vgg16
 
 tf1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_convert(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "convert_weights.py"), *args],
-                          capture_output=True, text=True, timeout=240)
+    return helpers.run("convert_weights.py", *args, timeout=240)
 
 
 def randomize(model, rng):

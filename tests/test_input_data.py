@@ -9,8 +9,6 @@ import io
 import os
 import re
 import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -19,25 +17,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
 import input_data
 from input_data import DataError
 
 tf1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PER_FILE = 20  # records in each data_batch_N.bin
 TEST_COUNT = 23  # records in test_batch.bin: not a multiple of the batch sizes used
 TRAIN_COUNT = 5 * PER_FILE
 VAL_SIZE = 15
-
-
-def record_bytes(images, labels):
-    """CIFAR records built plane by plane: label, then R, G, B, each 32x32 row-major."""
-    out = bytearray()
-    for image, label in zip(images, labels):
-        out.append(int(label))
-        for channel in range(3):
-            out += np.ascontiguousarray(image[:, :, channel], np.uint8).tobytes()
-    return bytes(out)
 
 
 def write_split_files(folder, seed=0):
@@ -51,7 +39,7 @@ def write_split_files(folder, seed=0):
         images = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, count)
         with open(os.path.join(folder, name), "wb") as f:
-            f.write(record_bytes(images, labels))
+            f.write(helpers.records(images, labels))
         contents[name] = (images, labels)
     return contents
 
@@ -99,7 +87,7 @@ def test_known_records_decode_to_hwc_rgb(tmp_path):
         expected.append(np.stack([red, green, blue], axis=-1).astype(np.uint8))
     folder = tmp_path / "cifar-10-batches-bin"
     folder.mkdir()
-    (folder / "test_batch.bin").write_bytes(record_bytes(expected, labels))
+    (folder / "test_batch.bin").write_bytes(helpers.records(expected, labels))
 
     images, got_labels, _ = collect(input_data.read_cifar10(str(tmp_path), "test", 2,
                                                             preprocess="none"))
@@ -470,9 +458,7 @@ def test_offline_error_says_where_to_put_the_files(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 def run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "input_data.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return helpers.run("input_data.py", *args, timeout=120)
 
 
 def test_show_writes_a_png(cifar, tmp_path):

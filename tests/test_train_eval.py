@@ -5,12 +5,9 @@ weights file in the public layout, so the runs take seconds on a CPU.
 """
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,28 +15,17 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-import cifar_files
+import devices
+import helpers
 import py2_npy
 import tools
 import vgg16
+from helpers import own_lines, run, start
+from weights import graph_layers
 
 tf1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
           "--warmup-steps", "5"]
-
-
-def run(program, *args, cwd, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, os.path.join(ROOT, program), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def start(program, *args, cwd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, program), *map(str, args)],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
 
 
 def train_args(root, tmp_path, *flags):
@@ -55,7 +41,7 @@ def he_weights(arch, seed=0):
     rng = np.random.default_rng(seed)
     with tf.Graph().as_default():
         vgg16.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), 10, arch)
-        layers = tools.graph_layers()
+        layers = graph_layers()
         shapes = {layer: [v.shape.as_list() for v in pair] for layer, pair in layers.items()}
     weights = {layer: (rng.normal(0, np.sqrt(2.0 / np.prod(w[:-1])), w).astype(np.float32),
                        rng.normal(0, 0.01, b).astype(np.float32))
@@ -67,7 +53,7 @@ def he_weights(arch, seed=0):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("workspace")
-    cifar_files.write_dataset(str(root / "data"))
+    helpers.write_dataset(str(root / "data"))
     weights = he_weights("vgg11")
     py2_npy.write(str(root / "vgg11.npy"), weights)
     return root, weights
@@ -81,11 +67,6 @@ def trained(workspace):
                  "--log-dir", "logs", cwd=root)
     assert result.returncode == 0, result.stderr
     return root, result.stdout
-
-
-def own_lines(result, program):
-    """The program's own lines on stderr (TensorFlow's C++ start-up lines go there too)."""
-    return [line for line in result.stderr.splitlines() if line.startswith(program)]
 
 
 def progress(stdout, field):
@@ -314,7 +295,7 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").rglob("*.index"))
 
 
-@pytest.mark.skipif(not tools.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
+@pytest.mark.skipif(not devices.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
 def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
     root, _ = workspace
     result = run("train_and_val.py", *train_args(root, tmp_path, "--precision", "bf16",

@@ -10,6 +10,7 @@ import tensorflow as tf
 import py2_npy
 import tools
 import vgg16
+import weights
 
 tf1 = tf.compat.v1
 
@@ -58,7 +59,7 @@ def session_with_vgg16(num_classes=1000):
 
 
 def values(sess):
-    return {layer: sess.run(pair) for layer, pair in tools.graph_layers(sess.graph).items()}
+    return {layer: sess.run(pair) for layer, pair in weights.graph_layers(sess.graph).items()}
 
 
 def test_python2_file_reads_equal_to_the_arrays_it_was_written_from(layers, py2_file):

@@ -1,13 +1,102 @@
-"""The VGG graph: exact variable names and shapes, parameter counts, logits, batch sizes, reuse."""
+"""The networks of the table in nets.py: every one is checked the same way (names, shapes, reuse,
+features without the last layer, dropout, image sizes), then VGG's exact names and parameter
+counts against the paper."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import nets
 import tools
 import vgg16
 
 tf1 = tf.compat.v1
+
+
+# ----------------------------------------------------------------------------------------------
+# Every network of the table
+# ----------------------------------------------------------------------------------------------
+
+def build_network(name, num_classes=10, side=None, **kwargs):
+    network = nets.get(name)
+    side = side or network.default_image_size
+    images = tf1.placeholder(tf.float32, [None, side, side, 3])
+    return (images, *network.build(images, num_classes, **kwargs))
+
+
+@pytest.mark.parametrize("name", nets.NAMES)
+def test_variables_are_named_after_the_table_layers(name):
+    network = nets.get(name)
+    with tf.Graph().as_default():
+        _, logits, end_points = build_network(name, 7)
+        names = [v.op.name for v in tf1.global_variables()]
+        assert names == [f"{layer}/{leaf}" for layer in network.layers
+                         for leaf in ("weights", "biases")]
+        assert logits.shape.as_list() == [None, 7] and end_points["logits"] is logits
+        assert network.head == network.layers[-1]
+
+
+@pytest.mark.parametrize("name", nets.NAMES)
+def test_no_classes_gives_the_features_without_the_head(name):
+    network = nets.get(name)
+    for num_classes in (None, 0):
+        with tf.Graph().as_default():
+            _, features, end_points = build_network(name, num_classes)
+            scopes = {v.op.name.split("/")[0] for v in tf1.global_variables()}
+            assert scopes == set(network.layers) - {network.head}
+            assert "logits" not in end_points
+            assert features is end_points[network.layers[-2]]  # not training: no dropout
+
+
+@pytest.mark.parametrize("name", nets.NAMES)
+def test_second_build_shares_variables_and_runs_any_batch(name):
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        images, train_logits, _ = build_network(name, is_training=True)
+        count = len(tf1.global_variables())
+        eval_logits, _ = nets.get(name).build(images, 10)
+        assert len(tf1.global_variables()) == count
+        side = images.shape[1]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            for batch in (1, 3):
+                x = rng.uniform(-120, 130, (batch, side, side, 3)).astype(np.float32)
+                e1, e2 = sess.run(eval_logits, {images: x}), sess.run(eval_logits, {images: x})
+                np.testing.assert_array_equal(e1, e2)
+                assert e1.shape == (batch, 10)
+            t1, t2 = sess.run(train_logits, {images: x}), sess.run(train_logits, {images: x})
+            assert not np.allclose(t1, t2)  # dropout while training
+
+
+@pytest.mark.parametrize("name", nets.NAMES)
+def test_image_size_rule_matches_what_builds(name):
+    network = nets.get(name)
+    assert network.image_size_error(network.default_image_size) is None
+    bad = network.default_image_size + 1
+    assert network.image_size_error(bad)
+    with tf.Graph().as_default():
+        with pytest.raises(ValueError):
+            build_network(name, side=bad)
+
+
+@pytest.mark.parametrize("name", nets.NAMES)
+def test_trainable_layers(name):
+    network = nets.get(name)
+    assert network.trainable_layers("all") == list(network.layers)
+    assert network.trainable_layers("fc") == [n for n in network.layers if n.startswith("fc")]
+    assert network.trainable_layers(network.layers[-2]) == list(network.layers[-2:])
+    with pytest.raises(ValueError, match="not 'all', 'fc' or a layer"):
+        network.trainable_layers("conv9_9")
+
+
+def test_unknown_network_names_the_choices():
+    with pytest.raises(ValueError, match="vgg16"):
+        nets.get("vgg15")
+
+
+# ----------------------------------------------------------------------------------------------
+# VGG
+# ----------------------------------------------------------------------------------------------
 
 VGG16_CONV = [  # (layer, in, out) of configuration D
     ("conv1_1", 3, 64), ("conv1_2", 64, 64), ("conv2_1", 64, 128), ("conv2_2", 128, 128),

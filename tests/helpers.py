@@ -1,12 +1,40 @@
-"""Small CIFAR-10-format data sets that the tests write: 1 label byte + 3072 pixel bytes a record
-(the red plane, then green, then blue, each 32x32 row-major)."""
+"""What the tests share: the project's root, running a program as a user does, and small
+CIFAR-10-format data sets written here (1 label byte + 3072 pixel bytes a record: the red plane,
+then green, then blue, each 32x32 row-major)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)]
 PALETTE = np.random.default_rng(1234).integers(30, 225, (10, 3))  # each class's colour
+
+# Programs run on the CPU, quietly, like the tests themselves (conftest.py).
+ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def command(program, *args):
+    return [sys.executable, os.path.join(ROOT, program), *map(str, args)]
+
+
+def run(program, *args, cwd=ROOT, timeout=300):
+    """Run a program of the project to the end; the CompletedProcess with its text output."""
+    return subprocess.run(command(program, *args), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **ENV})
+
+
+def start(program, *args, cwd=ROOT):
+    """Start a program of the project in the background; the Popen."""
+    return subprocess.Popen(command(program, *args), cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV})
+
+
+def own_lines(result, program):
+    """The program's own lines on stderr (TensorFlow's C++ start-up lines go there too)."""
+    return [line for line in result.stderr.splitlines() if line.startswith(program)]
 
 
 def records(images, labels):

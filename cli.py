@@ -1,0 +1,174 @@
+"""Command-line plumbing shared by the programs: the flags (one definition and help text each),
+the errors a user can cause, and the ``main()`` trap that turns them into one line and exit 2.
+
+    p = cli.ArgumentParser(description=...)
+    cli.add_flags(p, "data-dir", "log-dir", "arch", batch_size=250)   # a default of your own
+    return cli.run_main("evaluate.py", evaluate, p.parse_args(argv))
+
+Nothing here imports the rest of the project at module level, so every module may import it.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+
+class UserError(Exception):
+    """Something the user can fix (a flag, a file, a folder): the programs print the message on
+    one line and exit with 2. The data, weights and checkpoint errors derive from it."""
+
+
+class UsageError(UserError):
+    """A bad flag or a combination of flags that cannot work."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (program, flag, what is wrong) and exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_main(program, function, args, interrupted="interrupted; nothing was saved"):
+    """``function(args)`` in graph mode; a ``UserError`` becomes ``PROGRAM: message`` on stderr
+    and exit code 2, Ctrl-C outside the program's own handling exit code 130."""
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    try:
+        return function(args)
+    except UserError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{program}: {interrupted}.", file=sys.stderr)
+        return 130
+
+
+# ----------------------------------------------------------------------------------------------
+# Value types: a bad value is reported by argparse as "argument --flag: ..."
+# ----------------------------------------------------------------------------------------------
+
+def at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+def finite_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# The flags. Each program picks the ones it takes; a program may give its own default.
+# ----------------------------------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+FLAGS = {
+    # data
+    "dataset": dict(default="cifar10", help="which data set (%(choices)s)"),
+    "data-dir": dict(default="data", help="folder holding (or to receive) "
+                     "cifar-10-batches-bin/, or holding the .bin files themselves"),
+    "val-size": dict(type=at_least(0), default=5000, help="training images held out for "
+                     "validation, the last ones of the training files (0: train on all 50,000, "
+                     "no validation)"),
+    "split": dict(choices=("test", "val", "train", "trainval"), default="test",
+                  help="which images: 'val' is the training run's held-out part"),
+    # the model
+    "arch": dict(default="vgg16", help="network: one of the table in nets.py (%(choices)s)"),
+    "batch-norm": dict(action="store_true", help="batch normalization after every convolution"),
+    "image-size": dict(type=at_least(1), help="side the images are resized to (default: the "
+                       "network's own, 32 for VGG; 224 lets the pretrained fc6 fit)"),
+    "batch-size": dict(type=at_least(1), default=128, help="images per batch"),
+    # a run's files
+    "log-dir": dict(default="logs", help="the run's folder: checkpoints and config.json in "
+                    "train/, the best checkpoint in best/, TensorBoard summaries, eval/ results"),
+    "checkpoint": dict(help="a checkpoint prefix such as logs/train/model.ckpt-5000 (default: "
+                       "the latest in LOG_DIR/train)"),
+    "best": dict(action="store_true", help="the checkpoint with the best validation accuracy "
+                 "(LOG_DIR/best)"),
+    # the recipe
+    "learning-rate": dict(type=finite_float, default=0.01, help="peak learning rate"),
+    "lr-schedule": dict(choices=("cosine", "constant"), default="cosine",
+                        help="cosine: decay to 0 at the last step; constant: no decay"),
+    "warmup-steps": dict(type=at_least(0), default=500,
+                         help="steps of linear learning-rate warm-up"),
+    "momentum": dict(type=finite_float, default=0.9, help="SGD momentum"),
+    "weight-decay": dict(type=finite_float, default=5e-4,
+                         help="L2 penalty on the trained conv and fc weights"),
+    "clip-norm": dict(type=finite_float, default=5.0, help="cap on the global gradient norm "
+                      "(0: no cap); keeps the first steps on 0..255 inputs from diverging"),
+    "dropout-keep-prob": dict(type=finite_float, default=0.5,
+                              help="keep probability of the dropout after fc6 and fc7"),
+    # how it runs
+    "precision": dict(choices=PRECISIONS, default="fp32", help="fp32; bf16 (CPUs with bfloat16 "
+                      "instructions: oneDNN mixed precision); fp16 (GPUs: mixed precision with "
+                      "loss scaling)"),
+    "xla": dict(action="store_true", help="compile the graph with XLA"),
+}
+
+
+def add_flags(parser, *names, **defaults):
+    """Add the named flags of ``FLAGS`` to ``parser``; ``defaults`` (``batch_size=250``)
+    replace a flag's default for this program."""
+    for name in names:
+        spec = dict(FLAGS[name])
+        key = name.replace("-", "_")
+        if key in defaults:
+            spec["default"] = defaults.pop(key)
+        if name == "arch":
+            import nets
+            spec["choices"] = nets.NAMES
+        elif name == "dataset":
+            import input_data
+            spec["choices"] = tuple(input_data.SOURCES)
+        parser.add_argument("--" + name, **spec)
+    if defaults:
+        raise TypeError(f"defaults for flags not added: {', '.join(defaults)}")
+
+
+def default(name):
+    """The default of a flag, e.g. ``default("weight-decay")``: programs that run a training
+    step of their own (benchmark.py) take the recipe from here, not from literals."""
+    return FLAGS[name]["default"]
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON files
+# ----------------------------------------------------------------------------------------------
+
+def read_json(path):
+    """The JSON in ``path``, or None when there is no such file; UsageError when unreadable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} cannot be read ({e}); restore it, or use another "
+                         "--log-dir") from None
+
+
+def write_json(path, data):
+    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half of it."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)

@@ -1,0 +1,145 @@
+"""The training program's own ``SessionRunHook``s, beside TensorFlow's (StopAtStepHook,
+NanTensorHook, CheckpointSaverHook): validation with a best checkpoint, a progress line, and a
+clean stop on Ctrl-C or SIGTERM.
+"""
+
+import os
+import signal
+import time
+
+import tensorflow as tf
+
+import model
+from cli import read_json, write_json
+
+tf1 = tf.compat.v1
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def add_scalars(writer, step, **values):
+    """Write ``tag=value`` scalars at ``step`` and flush."""
+    writer.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=value)
+                                          for tag, value in values.items()]), step)
+    writer.flush()
+
+
+class ValidationHook(tf1.train.SessionRunHook):
+    """Every ``every`` steps (and at the end), run the evaluation ``tower`` over the whole val
+    split; write loss and accuracy to ``run.val`` under the training tags; keep the best
+    checkpoint in ``run.best``."""
+
+    def __init__(self, every, iterator, tower, run, global_step):
+        self.every, self.iterator, self.tower = every, iterator, tower
+        self.writer = tf1.summary.FileWriterCache.get(run.val)
+        self.run, self.global_step = run, global_step
+        self.best_saver = tf1.train.Saver(max_to_keep=1, name="best_saver")
+        self.best = read_json(run.best_file) or {"val_accuracy": -1.0}
+        self.last_step = None
+        self.seconds = 0.0  # time spent validating, left out of the training speed
+
+    def after_create_session(self, session, coord):
+        state = tf1.train.get_checkpoint_state(self.run.best)
+        if state:  # so that max_to_keep=1 also retires the best of an earlier run
+            self.best_saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs(self.global_step)
+
+    def after_run(self, run_context, run_values):
+        step = run_values.results + 1  # the step just taken
+        if step % self.every == 0:
+            self.validate(run_context.session, step)
+
+    def end(self, session):
+        step = session.run(self.global_step)
+        if step != self.last_step:
+            self.validate(session, step)
+
+    def validate(self, session, step):
+        start = time.time()
+        result = model.run_split(session, self.iterator, self.tower)
+        loss, accuracy = result.loss, result.accuracy
+        add_scalars(self.writer, step, loss=loss, accuracy=accuracy)
+        note = ""
+        if accuracy > self.best["val_accuracy"]:
+            self.best = {"val_accuracy": accuracy, "val_loss": loss, "step": int(step),
+                         "val_images": result.count}
+            self.best_saver.save(session, os.path.join(self.run.best, "model.ckpt"), step)
+            write_json(self.run.best_file, self.best)
+            note = " (best so far, saved)"
+        print(f"validation at step {step}: loss {loss:.4f}, accuracy {accuracy:.4f} on "
+              f"{result.count} images{note}", flush=True)
+        self.last_step = step
+        self.seconds += time.time() - start
+
+
+class ProgressHook(tf1.train.SessionRunHook):
+    """One line every ``every`` steps: step, epoch, loss, accuracy, learning rate, images/s,
+    time left; images/s also goes to TensorBoard. Plain text, so it reads well in a log file.
+    ``fetches`` are the batch's cross-entropy, accuracy, learning rate and the global step."""
+
+    def __init__(self, every, fetches, batch_size, steps_per_epoch, max_steps, train_dir,
+                 validation=None):
+        self.every, self.fetches, self.batch_size = every, fetches, batch_size
+        self.steps_per_epoch, self.max_steps = steps_per_epoch, max_steps
+        self.writer = tf1.summary.FileWriterCache.get(train_dir)
+        self.validation = validation
+
+    def begin(self):
+        self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
+        self.start, self.paused = None, 0.0
+
+    def _validation_seconds(self):
+        return self.validation.seconds if self.validation else 0.0
+
+    def before_run(self, run_context):
+        if self.start is None:
+            self.start, self.paused = time.time(), self._validation_seconds()
+        return tf1.train.SessionRunArgs(self.fetches)
+
+    def after_run(self, run_context, run_values):
+        loss, accuracy, rate, step = run_values.results
+        step += 1
+        self.loss_sum += loss
+        self.accuracy_sum += accuracy
+        self.count += 1
+        if step % self.every and step < self.max_steps:
+            return
+        paused = self._validation_seconds()
+        seconds = time.time() - self.start - (paused - self.paused)
+        images_per_sec = self.count * self.batch_size / max(seconds, 1e-9)
+        left = (self.max_steps - step) * self.batch_size / images_per_sec
+        print(f"step {step}/{self.max_steps}  epoch {step / self.steps_per_epoch:.2f}  "
+              f"loss {self.loss_sum / self.count:.4f}  "
+              f"accuracy {self.accuracy_sum / self.count:.4f}  lr {rate:.5f}  "
+              f"{images_per_sec:.0f} images/s  {format_seconds(left)} left", flush=True)
+        add_scalars(self.writer, step, images_per_sec=images_per_sec)
+        self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
+        self.start, self.paused = time.time(), paused
+
+
+class StopOnSignalHook(tf1.train.SessionRunHook):
+    """SIGINT (Ctrl-C) and SIGTERM end the run after the current step, so the checkpoint hook
+    saves on the way out. ``exit_code`` is 128 + the signal's number once one came."""
+
+    def __init__(self):
+        self.received = None
+
+    def begin(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def after_run(self, run_context, run_values):
+        if self.received:
+            run_context.request_stop()
+
+    @property
+    def exit_code(self):
+        return 128 + getattr(signal, self.received) if self.received else 0

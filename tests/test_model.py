@@ -1,0 +1,163 @@
+"""The shared model API (model.py), the two-step optimizer in tools.py, and the layout rules the
+programs keep: no program imports another, every module says what it is for."""
+
+import ast
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import helpers
+import model
+import tools
+
+tf1 = tf.compat.v1
+CONFIG = {"arch": "vgg11", "batch_norm": False, "image_size": 32, "num_classes": 10}
+
+
+def quadratic(values):
+    """A variable ``w`` and the loss sum((w - target)^2) / 2, whose gradient is w - target."""
+    w = tf1.get_variable("w", initializer=np.zeros(len(values), np.float32))
+    target = tf.constant(values, tf.float32)
+    return w, tf.reduce_sum(tf.square(w - target)) / 2
+
+
+def test_gradients_are_clipped_then_applied_once():
+    with tf.Graph().as_default():
+        w, loss = quadratic([3.0, 4.0])  # gradient at 0: (-3, -4), norm 5
+        step = tf1.train.get_or_create_global_step()
+        optimizer = tools.make_optimizer(0.1, momentum=0.9)
+        grads = tools.compute_gradients(optimizer, loss, [w], clip_norm=1.0)
+        train_op = tools.apply_gradients(optimizer, grads, step)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            g = sess.run(grads[0][0])
+            np.testing.assert_allclose(g, [-0.6, -0.8], rtol=1e-6)  # norm 1
+            sess.run(train_op)
+            np.testing.assert_allclose(sess.run(w), [0.06, 0.08], rtol=1e-6)
+            assert sess.run(step) == 1
+
+
+def test_gradients_averaged_between_the_two_steps_make_one_update():
+    with tf.Graph().as_default():
+        w, loss_a = quadratic([2.0, 0.0])
+        loss_b = tf.reduce_sum(tf.square(w - tf.constant([0.0, 4.0]))) / 2
+        optimizer = tools.make_optimizer(1.0, momentum=0.0)
+        tower_grads = [tools.compute_gradients(optimizer, loss, [w]) for loss in (loss_a, loss_b)]
+        mean = tf.add_n([grads[0][0] for grads in tower_grads]) / 2
+        train_op = tools.apply_gradients(optimizer, [(mean, w)],
+                                         tf1.train.get_or_create_global_step())
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(train_op)
+            np.testing.assert_allclose(sess.run(w), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("clip_norm", [None, 5.0])
+def test_non_finite_gradients_fail_before_any_weight_changes(clip_norm):
+    with tf.Graph().as_default():
+        w = tf1.get_variable("w", initializer=np.ones(2, np.float32))
+        scale = tf1.placeholder(tf.float32, [])
+        loss = tf.reduce_sum(w * scale)
+        optimizer = tools.make_optimizer(0.1)
+        grads = tools.compute_gradients(optimizer, loss, [w], clip_norm=clip_norm)
+        train_op = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            with pytest.raises(tf.errors.InvalidArgumentError, match=tools.NAN_GRADIENTS):
+                sess.run(train_op, {scale: np.nan})
+            np.testing.assert_array_equal(sess.run(w), [1.0, 1.0])
+            sess.run(train_op, {scale: 1.0})
+            np.testing.assert_allclose(sess.run(w), [0.9, 0.9])
+
+
+def test_tower_trains_and_decays_only_the_named_layers():
+    with tf.Graph().as_default():
+        images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        labels = tf1.placeholder(tf.int32, [None])
+        tower = model.tower(CONFIG, images, labels, is_training=True, weight_decay=0.5,
+                            trainable_layers=["fc7", "fc8"])
+        assert [v.op.name for v in tower.var_list] == ["fc7/weights", "fc7/biases",
+                                                       "fc8/weights", "fc8/biases"]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            feed = {images: np.zeros((2, 32, 32, 3), np.float32), labels: [1, 2]}
+            total, cross_entropy, fc7, fc8 = sess.run(
+                [tower.total_loss, tower.cross_entropy, tower.var_list[0], tower.var_list[2]],
+                feed)
+    np.testing.assert_allclose(total - cross_entropy,
+                               0.5 * ((fc7 ** 2).sum() + (fc8 ** 2).sum()) / 2, rtol=1e-4)
+
+
+def test_run_split_sees_every_image_once_with_a_partial_last_batch():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-100, 100, (23, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 23).astype(np.int32)
+    with tf.Graph().as_default():
+        images, labels, iterator = model.inputs(
+            lambda: tf.data.Dataset.from_tensor_slices((x, y)).batch(5), initializable=True)
+        pipeline = [op for op in tf1.get_default_graph().get_operations()
+                    if "Dataset" in op.type or "Iterator" in op.type]
+        assert pipeline and all("CPU" in op.device for op in pipeline)
+        tower = model.tower(CONFIG, images, labels)
+        direct = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, _ = model.inference(CONFIG, direct)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            first = model.run_split(sess, iterator, tower)
+            second = model.run_split(sess, iterator, tower)  # the iterator starts again
+            expected = sess.run(logits, {direct: x})
+    assert first.count == second.count == 23
+    np.testing.assert_array_equal(first.labels, y)
+    np.testing.assert_array_equal(first.predictions, expected.argmax(1))
+    np.testing.assert_array_equal(first.predictions, second.predictions)
+    shifted = expected - expected.max(1, keepdims=True)
+    losses = np.log(np.exp(shifted).sum(1)) - shifted[np.arange(23), y]
+    assert first.loss == pytest.approx(losses.mean(), rel=1e-4)
+    assert first.accuracy == pytest.approx(np.mean(expected.argmax(1) == y))
+
+
+# ----------------------------------------------------------------------------------------------
+# The layout
+# ----------------------------------------------------------------------------------------------
+
+def project_modules():
+    """{module name: parsed source} of the project's top-level .py files."""
+    modules = {}
+    for name in sorted(os.listdir(helpers.ROOT)):
+        if name.endswith(".py"):
+            with open(os.path.join(helpers.ROOT, name)) as f:
+                modules[name[:-3]] = ast.parse(f.read())
+    return modules
+
+
+def is_program(tree):
+    """A program ends in ``if __name__ == "__main__":``."""
+    return any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+               for node in tree.body)
+
+
+def imported(tree):
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_program_imports_another_program():
+    modules = project_modules()
+    # input_data.py is a library with a small command line of its own (--download, --show)
+    programs = {name for name, tree in modules.items() if is_program(tree)} - {"input_data"}
+    assert {"train_and_val", "evaluate", "benchmark", "convert_weights"} <= programs
+    for name, tree in modules.items():
+        assert not imported(tree) & (programs - {name}), name
+
+
+def test_every_module_says_what_it_is_for():
+    for name, tree in project_modules().items():
+        doc = ast.get_docstring(tree)
+        assert doc and len(doc.split()) >= 12, name

@@ -1,0 +1,269 @@
+"""Pretrained weights files: read them safely, load them into a graph, write them from Keras.
+
+The public ``vgg16.npy`` layout is a 0-d object array holding ``{layer: [weights, biases]}``,
+pickled by Python 2. ``read_weights`` unpickles it with an allow-list of NumPy's array-rebuilding
+callables and nothing else, so a hostile file is refused before any of it runs; ``load_pretrained``
+copies it into the variables named ``LAYER/weights`` and ``LAYER/biases``; ``convert`` writes the
+same layout from Keras's copy of the ImageNet weights (convert_weights.py is its command line).
+"""
+
+import os
+import pickle
+import re
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from cli import UserError
+
+tf1 = tf.compat.v1
+
+
+class WeightsFileError(UserError, ValueError):
+    """A weights file that cannot be used; the message names the file and what to do."""
+
+
+class ConversionError(UserError, RuntimeError):
+    """Keras's weights could not be fetched or written; the message says what to do instead."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+def _numpy_callables():
+    """The only callables a weights pickle may use, under every name NumPy has pickled them."""
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # NumPy 1.x
+        from numpy.core import multiarray, numeric
+    import _codecs
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+               # Python 3 bytes under pickle protocol 2.
+               ("_codecs", "encode"): _codecs.encode}
+    for module in ("numpy.core", "numpy._core"):
+        allowed[(module + ".multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(module + ".numeric", "_frombuffer")] = numeric._frombuffer
+    return allowed
+
+
+_ALLOWED = _numpy_callables()
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"it asks for {module}.{name}, which is not a NumPy array") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("it uses persistent ids")
+
+
+def _as_pair(layer, entry, path):
+    if isinstance(entry, dict):
+        entry = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+        if set(entry) != {"weights", "biases"}:
+            raise WeightsFileError(f"{path}: layer {layer!r} has keys {sorted(entry)}, "
+                                   "expected 'weights' and 'biases'")
+        entry = [entry["weights"], entry["biases"]]
+    if not isinstance(entry, (list, tuple)) or len(entry) != 2 or not all(
+            isinstance(a, np.ndarray) and a.dtype.kind == "f" for a in entry):
+        raise WeightsFileError(f"{path}: layer {layer!r} is not a [weights, biases] pair of "
+                               "float arrays; this is not a VGG weights file")
+    weights, biases = (np.asarray(a, np.float32) for a in entry)
+    if biases.ndim != 1 or weights.shape[-1] != biases.shape[0]:
+        raise WeightsFileError(f"{path}: layer {layer!r} has weights {weights.shape} and biases "
+                               f"{biases.shape}, which do not belong together")
+    return weights, biases
+
+
+def read_weights(path):
+    """Read a VGG weights ``.npy`` into ``{layer: (weights, biases)}`` of float32 arrays.
+
+    Accepts the public Python 2 file (a 0-d object array holding ``{layer: [weights, biases]}``,
+    pickle protocol 2, ``str`` keys), the same written by Python 3's ``np.save``, and entries that
+    are ``{"weights": ..., "biases": ...}``. The pickle may only rebuild NumPy arrays: a file that
+    asks for anything else is refused before any of it runs. Raises ``WeightsFileError``.
+    """
+    try:
+        with open(path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            except ValueError as e:
+                raise WeightsFileError(f"{path}: not a .npy file ({e})") from None
+            if dtype != np.dtype(object) or shape not in ((), (1,)):
+                raise WeightsFileError(f"{path}: holds a {dtype} array of shape {shape}, not a "
+                                       "dict of layers; this is not a VGG weights file")
+            try:
+                array = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+            except pickle.UnpicklingError as e:
+                raise WeightsFileError(f"{path}: refused: {e}. A weights file holds only NumPy "
+                                       "arrays; nothing from it was run") from None
+            except (EOFError, ValueError, TypeError, AttributeError, IndexError,
+                    KeyError) as e:
+                raise WeightsFileError(f"{path}: truncated or corrupt ({type(e).__name__}: {e}); "
+                                       "download or convert it again") from None
+    except OSError as e:
+        raise WeightsFileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    content = array.item() if isinstance(array, np.ndarray) and array.size == 1 else array
+    if not isinstance(content, dict) or not content:
+        raise WeightsFileError(f"{path}: holds {type(content).__name__}, not a dict of layers; "
+                               "this is not a VGG weights file")
+    layers = {}
+    for layer, entry in content.items():
+        layer = layer.decode("latin1") if isinstance(layer, bytes) else str(layer)
+        layers[layer] = _as_pair(layer, entry, path)
+    return layers
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading into a graph
+# ----------------------------------------------------------------------------------------------
+
+def graph_layers(graph=None):
+    """``{layer: (weights_variable, biases_variable)}`` for the layers in the graph: every
+    top-level scope that owns a ``weights`` and a ``biases`` variable."""
+    graph = graph or tf1.get_default_graph()
+    found = {}
+    for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
+        scope, _, leaf = v.op.name.rpartition("/")
+        if leaf in ("weights", "biases") and "/" not in scope:
+            found.setdefault(scope, {})[leaf] = v
+    return {layer: (vs["weights"], vs["biases"]) for layer, vs in found.items()
+            if len(vs) == 2}
+
+
+def _layer_order(name):
+    """conv1 < conv1_1 < conv1_2 < ... < conv5_3 < fc6 < fc7 < fc8 < anything else."""
+    match = re.fullmatch(r"conv(\d+)(?:_(\d+))?", name)
+    if match:
+        return (0, int(match.group(1)), int(match.group(2) or 0), name)
+    match = re.fullmatch(r"fc(\d+)", name)
+    if match:
+        return (1, int(match.group(1)), 0, name)
+    return (2, 0, 0, name)
+
+
+def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True):
+    """Copy a weights file into the layers of the session's graph (``graph_layers``).
+
+    The values are fed into the variables' own initializers, so no constant is added to the graph
+    (and a finalized graph works). Returns ``[(layer, status, detail)]``, one per layer of the file
+    or the graph, with status ``loaded``, ``skipped``, ``shape mismatch``, ``not in file`` or
+    ``not in graph``, and prints one line each unless ``verbose`` is False. A shape mismatch
+    leaves that layer at its initial value; with ``strict=True`` it raises ``WeightsFileError``.
+    """
+    weights = read_weights(path)
+    variables = graph_layers(session.graph)
+    skip = set(skip or ())
+    report = []
+    for layer in sorted(set(weights) | set(variables), key=_layer_order):
+        if layer in skip:
+            report.append((layer, "skipped", "asked"))
+        elif layer not in variables:
+            report.append((layer, "not in graph", ""))
+        elif layer not in weights:
+            report.append((layer, "not in file", "left at its initial value"))
+        else:
+            pairs = list(zip(variables[layer], weights[layer]))
+            shapes = [(tuple(v.shape.as_list()), a.shape) for v, a in pairs]
+            if any(g != f for g, f in shapes):
+                detail = ", ".join(f"{n} file {f} vs graph {g}"
+                                   for n, (g, f) in zip(("weights", "biases"), shapes) if g != f)
+                report.append((layer, "shape mismatch", detail + "; left at its initial value"))
+            else:
+                for variable, value in pairs:
+                    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+                report.append((layer, "loaded", f"weights {shapes[0][1]}"))
+    if verbose:
+        print(f"Pretrained weights from {path}:")
+        for layer, status, detail in report:
+            print(f"  {layer:8s} {status}{': ' + detail if detail else ''}")
+    mismatched = [layer for layer, status, _ in report if status == "shape mismatch"]
+    if strict and mismatched:
+        raise WeightsFileError(f"{path}: shapes do not fit the graph for {', '.join(mismatched)} "
+                               "(pass them in skip, or use a matching image size)")
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing the layout from Keras's ImageNet weights
+# ----------------------------------------------------------------------------------------------
+
+_KERAS_TO_PUBLIC = {"fc1": "fc6", "fc2": "fc7", "predictions": "fc8"}
+
+
+def public_name(keras_name):
+    """The public weights-file name of a Keras VGG layer, or None for layers without weights:
+    ``block{b}_conv{i}`` -> ``conv{b}_{i}``, ``fc1``/``fc2``/``predictions`` -> fc6/fc7/fc8."""
+    match = re.fullmatch(r"block(\d)_conv(\d)", keras_name)
+    if match:
+        return f"conv{match.group(1)}_{match.group(2)}"
+    return _KERAS_TO_PUBLIC.get(keras_name)
+
+
+def keras_layers(model):
+    """``{public_name: [weights, biases]}`` (float32) from a Keras VGG16/VGG19 model."""
+    layers = {}
+    for layer in model.layers:
+        name = public_name(layer.name)
+        if name is not None:
+            kernel, bias = layer.get_weights()
+            layers[name] = [np.asarray(kernel, np.float32), np.asarray(bias, np.float32)]
+    return layers
+
+
+def write_weights(path, layers):
+    """Save ``{layer: [weights, biases]}`` as a 0-d object array in an .npy, like the public
+    file. Written to a temporary file first, so an interrupted run leaves nothing half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    array = np.empty((), dtype=object)
+    array[()] = layers
+    fd, tmp = tempfile.mkstemp(suffix=".npy.part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=True)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def keras_model(application, include_top=True, keras_weights=None):
+    """Keras's ImageNet model ``keras.applications.<application>``, from ``keras_weights`` (a
+    file) or downloaded by Keras."""
+    import keras  # Imported here: building the graph programs does not need Keras.
+
+    constructor = getattr(keras.applications, application)
+    try:
+        return constructor(weights=keras_weights or "imagenet", include_top=include_top,
+                           classifier_activation=None)
+    except Exception as e:  # Keras reports a failed download as a bare Exception.
+        if keras_weights:
+            raise ConversionError(f"could not read {application} weights from {keras_weights}: "
+                                  f"{e}") from None
+        raise ConversionError(f"could not download Keras's {application} ImageNet weights ({e}); "
+                              "on a machine with a network, fetch them and pass --keras-weights "
+                              "FILE, or put the public weights file in place yourself") from None
+
+
+def convert(network, out, include_top=True, keras_weights=None):
+    """Write the ImageNet weights of ``network`` (an entry of ``nets.NETWORKS``) to ``out`` in the
+    public layout; returns the layers. Never overwrites ``out``."""
+    if not network.keras_application:
+        raise ConversionError(f"Keras has no ImageNet weights for {network.name}")
+    if os.path.exists(out):
+        raise ConversionError(f"{out} exists already; it is left as it is "
+                              "(remove it yourself or choose another --out)")
+    layers = keras_layers(keras_model(network.keras_application, include_top, keras_weights))
+    write_weights(out, layers)
+    return layers

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 
 
@@ -32,20 +33,44 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def quiet_interrupt(program):
+    """Ctrl-C before ``run_main`` (while TensorFlow loads) ends the program with one line and
+    exit code 130 instead of a traceback. Call it before the heavy imports."""
+    def handle(signum, frame):
+        print(f"{program}: interrupted while starting; nothing was saved.", file=sys.stderr)
+        os._exit(130)
+    signal.signal(signal.SIGINT, handle)
+
+
+# Failures of the machine rather than of the program, as TensorFlow words them.
+_ENVIRONMENT = ("No space left on device", "Permission denied", "Read-only file system",
+                "Disk quota exceeded")
+
+
 def run_main(program, function, args, interrupted="interrupted; nothing was saved"):
-    """``function(args)`` in graph mode; a ``UserError`` becomes ``PROGRAM: message`` on stderr
-    and exit code 2, Ctrl-C outside the program's own handling exit code 130."""
+    """``function(args)`` in graph mode; a ``UserError``, or a file the machine would not let it
+    read or write (no space, no permission), becomes ``PROGRAM: message`` on stderr and exit
+    code 2; Ctrl-C outside the program's own handling exit code 130."""
     import tensorflow as tf
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tf.compat.v1.disable_eager_execution()
     try:
         return function(args)
     except UserError as e:
         print(f"{program}: {e}", file=sys.stderr)
-        return 2
+    except OSError as e:
+        print(f"{program}: cannot use {e.filename or 'a file'}: {e.strerror or e}; free some "
+              "space, fix its permissions, or choose another folder", file=sys.stderr)
+    except tf.errors.OpError as e:
+        if not any(text in e.message for text in _ENVIRONMENT):
+            raise
+        print(f"{program}: {e.message.strip().splitlines()[0]}; free some space, fix the "
+              "permissions, or choose another folder", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{program}: {interrupted}.", file=sys.stderr)
         return 130
+    return 2
 
 
 # ----------------------------------------------------------------------------------------------

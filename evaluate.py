@@ -14,15 +14,19 @@ is rebuilt from the config.json that train_and_val.py saved next to the checkpoi
 import os
 import sys
 
-import numpy as np
-import tensorflow as tf
-
 import cli
-import devices
-import hooks
-import input_data
-import model
-import runs
+
+cli.quiet_interrupt("evaluate.py")  # Ctrl-C while TensorFlow loads: one line, not a traceback
+
+# (the heavy imports come after that)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import devices  # noqa: E402
+import hooks  # noqa: E402
+import input_data  # noqa: E402
+import model  # noqa: E402
+import runs  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -133,6 +137,9 @@ def report(args, checkpoint, step, result):
 def watch(args):
     """Evaluate each new checkpoint of LOG_DIR/train as training writes it, until Ctrl-C."""
     train_dir = runs.RunDir(args.log_dir).train
+    if not os.path.isdir(args.log_dir):
+        raise cli.UsageError(f"--log-dir {args.log_dir} does not exist; give the --log-dir of "
+                             "the training run to watch")
     evaluator = None
     print(f"Watching {train_dir} for new checkpoints (Ctrl-C to stop).", flush=True)
     try:

@@ -36,7 +36,8 @@ class ValidationHook(tf1.train.SessionRunHook):
         self.every, self.iterator, self.tower = every, iterator, tower
         self.writer = tf1.summary.FileWriterCache.get(run.val)
         self.run, self.global_step = run, global_step
-        self.best_saver = tf1.train.Saver(max_to_keep=1, name="best_saver")
+        self.best_saver = tf1.train.Saver(max_to_keep=1, name="best_saver",
+                                          save_relative_paths=True)
         self.best = read_json(run.best_file) or {"val_accuracy": -1.0}
         self.last_step = None
         self.seconds = 0.0  # time spent validating, left out of the training speed
@@ -92,6 +93,7 @@ class ProgressHook(tf1.train.SessionRunHook):
     def begin(self):
         self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
         self.start, self.paused = None, 0.0
+        self.last_step = self.last_rate = None  # of the last step that finished
 
     def _validation_seconds(self):
         return self.validation.seconds if self.validation else 0.0
@@ -104,6 +106,7 @@ class ProgressHook(tf1.train.SessionRunHook):
     def after_run(self, run_context, run_values):
         loss, accuracy, rate, step = run_values.results
         step += 1
+        self.last_step, self.last_rate = step, rate
         self.loss_sum += loss
         self.accuracy_sum += accuracy
         self.count += 1

@@ -17,6 +17,7 @@ to do) and builds the pipeline. The programs call ``maybe_download`` first, thro
     python input_data.py --show --augment    # cifar10_samples.png: a grid with class names
 """
 
+import hashlib
 import os
 import shutil
 import sys
@@ -35,6 +36,7 @@ import tools
 DEFAULT_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 DEFAULT_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 ARCHIVE = "cifar-10-binary.tar.gz"
+PARTIAL = ARCHIVE + ".part"  # our download, renamed to ARCHIVE once its MD5 matches
 BATCHES_DIR = "cifar-10-batches-bin"
 META_FILE = "batches.meta.txt"
 
@@ -82,14 +84,27 @@ def _have_all(folder):
     return all(os.path.isfile(os.path.join(folder, name)) for name in ALL_FILES)
 
 
+def _md5(path):
+    """The MD5 of a file as hex, read in 1 MB chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def maybe_download(data_dir, url=DEFAULT_URL, md5=DEFAULT_MD5):
     """Return the batches folder of DATA_DIR, first downloading CIFAR-10 into it if it holds
     none of the .bin files (when it holds some, ``validate`` reports the missing ones).
 
-    The archive is kept as DATA_DIR/cifar-10-binary.tar.gz and used only if its MD5 matches: a
-    partial or corrupt copy there is fetched again, a fresh download that fails the check is
-    deleted. It is extracted into a temporary folder and the files moved into place at the end,
-    so an interrupted run never leaves truncated files. Raises DataError when offline."""
+    An archive already at DATA_DIR/cifar-10-binary.tar.gz (put there by hand, or by an earlier
+    run) is used without any request if its MD5 matches; if not, it is left as it is and
+    DataError says so: the program never deletes or overwrites a file it did not create. A
+    download goes to cifar-10-binary.tar.gz.part and gets the archive's name only after its MD5
+    matched; a leftover .part of an interrupted run is fetched again, a fresh download that fails
+    the check is deleted. The archive is extracted into a temporary folder and the files moved
+    into place at the end, so an interrupted run never leaves truncated files. Raises DataError
+    when offline."""
     folder = batches_dir(data_dir)
     if any(os.path.exists(os.path.join(folder, name)) for name in ALL_FILES):
         return folder
@@ -102,19 +117,21 @@ def maybe_download(data_dir, url=DEFAULT_URL, md5=DEFAULT_MD5):
             from None
     if not os.access(data_dir, os.W_OK):  # get_file would silently use /tmp/.keras instead
         raise DataError(f"cannot write to {data_dir}; choose another --data-dir")
-    print(f"CIFAR-10 is not in {data_dir}: getting {url}")
-    try:
-        archive = tf.keras.utils.get_file(ARCHIVE, url, file_hash=md5, hash_algorithm="md5",
-                                          cache_dir=data_dir, cache_subdir="")
-    except ValueError:  # the download completed but its MD5 is wrong
-        os.remove(os.path.join(data_dir, ARCHIVE))  # our own corrupt download
-        raise DataError(f"the file downloaded from {url} does not have MD5 {md5}; it was "
-                        "deleted: run again to fetch it anew") from None
-    except Exception as e:  # get_file re-raises URLError and HTTPError as a bare Exception
-        if not isinstance(e, OSError) and not isinstance(e.__context__, urllib.error.URLError):
-            raise
-        raise DataError(f"cannot download CIFAR-10 ({e}). Put {', '.join(ALL_FILES)} into "
-                        f"{folder}, or the archive {ARCHIVE} into {data_dir}") from None
+    archive = os.path.join(data_dir, ARCHIVE)
+    if os.path.lexists(archive):  # not ours to replace, whatever it holds
+        try:
+            found = _md5(archive)
+        except OSError as e:
+            raise DataError(f"cannot read {archive} ({e.strerror}); it was left as it is: "
+                            f"replace it with the archive from {url}, or remove it so that it "
+                            "is downloaded again") from None
+        if found != md5:
+            raise DataError(f"{archive} has MD5 {found}, not {md5}; it was left as it is: "
+                            f"replace it with the archive from {url}, or remove it so that it "
+                            "is downloaded again")
+        print(f"CIFAR-10 is not in {data_dir}: using {archive}")
+    else:
+        _download(data_dir, url, md5)
     staging = tempfile.mkdtemp(prefix=".extracting-", dir=data_dir)
     try:
         with tarfile.open(archive) as tar:
@@ -133,6 +150,27 @@ def maybe_download(data_dir, url=DEFAULT_URL, md5=DEFAULT_MD5):
     return folder
 
 
+def _download(data_dir, url, md5):
+    """Fetch URL to DATA_DIR/cifar-10-binary.tar.gz.part with get_file (which reuses a complete
+    .part and fetches a partial one again) and, once its MD5 matched, rename it to the archive."""
+    print(f"CIFAR-10 is not in {data_dir}: getting {url}")
+    partial = os.path.join(data_dir, PARTIAL)
+    try:
+        tf.keras.utils.get_file(PARTIAL, url, file_hash=md5, hash_algorithm="md5",
+                                cache_dir=data_dir, cache_subdir="")
+    except ValueError:  # the download completed but its MD5 is wrong
+        os.remove(partial)  # our own corrupt download
+        raise DataError(f"the file downloaded from {url} does not have MD5 {md5}; it was "
+                        "deleted: run again to fetch it anew") from None
+    except Exception as e:  # get_file re-raises URLError and HTTPError as a bare Exception
+        if not isinstance(e, OSError) and not isinstance(e.__context__, urllib.error.URLError):
+            raise
+        raise DataError(f"cannot download CIFAR-10 ({e}). Put {', '.join(ALL_FILES)} into "
+                        f"{os.path.join(data_dir, BATCHES_DIR)}, or the archive {ARCHIVE} into "
+                        f"{data_dir}") from None
+    os.replace(partial, os.path.join(data_dir, ARCHIVE))
+
+
 def validate(data_dir, split):
     """Check the files a split needs before any TensorFlow runs: present, a whole non-zero
     number of records, every label in 0..9. Returns their paths; raises DataError."""
@@ -147,6 +185,15 @@ def validate(data_dir, split):
     for name in _split_files(split):
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
+            if os.path.isdir(path):
+                raise DataError(f"{path} is a folder, not a CIFAR-10 batch file; remove it and "
+                                f"put {name} from {ARCHIVE} ({DEFAULT_URL}) there")
+            if os.path.lexists(path) and not os.path.exists(path):
+                raise DataError(f"{path} cannot be read (a broken or looping link?); replace it "
+                                f"with {name} from {ARCHIVE} ({DEFAULT_URL})")
+            if os.path.exists(path):
+                raise DataError(f"{path} is not a regular file; replace it with {name} from "
+                                f"{ARCHIVE} ({DEFAULT_URL})")
             raise DataError(f"{path} is missing; put {name} from {ARCHIVE} ({DEFAULT_URL}) there")
         size = os.path.getsize(path)
         if size == 0 or size % RECORD_BYTES:

@@ -7,7 +7,13 @@ whether a checkpoint fits the graph built for it.
     LOG_DIR/eval/    evaluate.py's reports
 """
 
+import errno
+import fcntl
 import os
+import re
+import shutil
+import socket
+import time
 
 import tensorflow as tf
 
@@ -18,6 +24,12 @@ tf1 = tf.compat.v1
 
 CONFIG_FILE = "config.json"
 BEST_FILE = "best.json"
+LOCK_FILE = "run.lock"
+CHECKPOINT_PREFIX = "model.ckpt"
+# What an interrupted save leaves: TensorFlow's per-shard folder, its bundle writer's temporary
+# files, the checkpoint index's and our JSON files' temporary copies.
+LEFTOVER = re.compile(r"(model\.ckpt-\d+_temp|.*\.tempstate\d+|checkpoint\.tmp[0-9a-f]{32}|"
+                      r".*\.json\.tmp)$")
 
 
 class RunDir:
@@ -40,27 +52,166 @@ class RunDir:
                                  f"({e.strerror}); choose another --log-dir") from None
 
     def config(self):
-        """config.json of the run, or None before the first run."""
-        return read_json(self.config_file)
+        """config.json of the run, or None before the first run; UsageError when it is not
+        what train_and_val.py writes."""
+        return check_config(read_json(self.config_file), self.config_file)
 
     def latest_checkpoint(self):
+        """The checkpoint the index of train/ names (after ``tidy``: the newest good one), which
+        is the one MonitoredTrainingSession restores."""
         return tf1.train.latest_checkpoint(self.train)
+
+    def lock(self):
+        """Hold LOG_DIR/run.lock for as long as this process runs: a second run on the same
+        log dir gets a UsageError naming the first. The kernel releases the lock when the
+        process ends, however it ends, so a killed run never blocks the next one."""
+        path = os.path.join(self.root, LOCK_FILE)
+        try:
+            handle = open(path, "a+")
+        except OSError as e:
+            raise UsageError(f"--log-dir {self.root}: cannot write {path} ({e.strerror}); "
+                             "choose another --log-dir") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UsageError(f"--log-dir {self.root} is in use by {holder}; wait for that run "
+                             "to end (or stop it), or use another --log-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self._lock = handle  # closed, and so released, when the process ends
+
+    def tidy(self):
+        """Before training: remove what an interrupted save left in train/ and best/, and make
+        each folder's checkpoint index list its complete checkpoints by relative path (after a
+        copy or a move, or when the index is missing). Returns the lines it printed."""
+        notes = []
+        for folder in (self.train, self.best):
+            for name in sorted(os.listdir(folder)):
+                if LEFTOVER.match(name):
+                    path = os.path.join(folder, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+                    notes.append(f"removed {path}, left by an interrupted save")
+            notes += reindex(folder)
+        for note in notes:
+            print(note)
+        return notes
+
+
+def _step(prefix):
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else -1
+
+
+def complete_checkpoints(folder):
+    """The prefixes of the checkpoints in ``folder`` whose index and every data shard are
+    there, oldest first (by step)."""
+    prefixes = []
+    for name in os.listdir(folder):
+        match = re.fullmatch(re.escape(CHECKPOINT_PREFIX) + r"-(\d+)\.index", name)
+        if not match:
+            continue
+        prefix = os.path.join(folder, name[:-len(".index")])
+        shards = [n for n in os.listdir(folder)
+                  if n.startswith(os.path.basename(prefix) + ".data-")]
+        counts = {int(n.rsplit("-of-", 1)[1]) for n in shards if "-of-" in n}
+        if len(counts) == 1 and len(shards) == counts.pop():
+            prefixes.append(prefix)
+    return sorted(prefixes, key=_step)
+
+
+def damage(prefix):
+    """Why the checkpoint ``prefix`` cannot be restored (every tensor is read), or ''."""
+    try:
+        reader = tf1.train.NewCheckpointReader(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: a truncated file
+        return (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+    return ""
+
+
+def reindex(folder):
+    """Point ``folder``'s checkpoint index at its newest complete, readable checkpoint and list
+    the complete ones by path relative to ``folder``, so that the folder can be copied or moved
+    and the saver's rotation never reaches outside it. Damaged checkpoints are named and left
+    out; no checkpoint file is touched. Returns notes for the user."""
+    notes = []
+    present = complete_checkpoints(folder)
+    while present and damage(present[-1]):
+        notes.append(f"{present[-1]} is damaged ({damage(present[-1])}); using an earlier "
+                     "checkpoint")
+        present.pop()
+    state = tf1.train.get_checkpoint_state(folder)
+    listed = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
+    wanted = [os.path.basename(p) for p in present]
+    if not present:
+        return notes
+    if state is None:
+        notes.append(f"{folder} had no checkpoint index; rebuilt it from the checkpoints there "
+                     f"(newest {wanted[-1]})")
+    relative = state is not None and all(
+        not os.path.isabs(p) for p in [state.model_checkpoint_path,
+                                       *state.all_model_checkpoint_paths])
+    kept = [name for name in listed if name in wanted] or wanted
+    if kept[-1] != wanted[-1]:
+        kept.append(wanted[-1])
+    if not relative or kept != listed or os.path.basename(
+            state.model_checkpoint_path) != wanted[-1]:
+        # The text form of TensorFlow's CheckpointState, which Saver and latest_checkpoint read.
+        path = os.path.join(folder, "checkpoint")
+        with open(path + ".json.tmp", "w") as f:  # (a leftover of that name is tidied away)
+            f.write(f'model_checkpoint_path: "{wanted[-1]}"\n' + "".join(
+                f'all_model_checkpoint_paths: "{name}"\n' for name in kept))
+        os.replace(path + ".json.tmp", path)
+    return notes
+
+
+def latest_checkpoint(folder):
+    """The newest complete checkpoint in ``folder`` (by step), or None. Read from the files,
+    not the index, so that a copied or moved folder finds its own checkpoints."""
+    present = complete_checkpoints(folder) if os.path.isdir(folder) else []
+    return present[-1] if present else None
+
+
+def _as_prefix(path):
+    """``model.ckpt-5`` from ``model.ckpt-5.index`` or ``model.ckpt-5.data-00000-of-00001``."""
+    return re.sub(r"\.(index|data-\d+-of-\d+)$", "", path)
 
 
 def find_checkpoint(log_dir, checkpoint=None, best=False):
-    """The checkpoint a program should use: ``checkpoint`` itself when given, else the newest in
-    LOG_DIR/best (``best``) or LOG_DIR/train. UsageError when there is none."""
+    """The checkpoint a program should use: ``checkpoint`` itself when given (a prefix, one of
+    its files, or a folder: its newest), else the newest in LOG_DIR/best (``best``) or
+    LOG_DIR/train. UsageError when there is none, or when it is damaged (naming an earlier
+    one to use instead)."""
     if checkpoint:
-        if not tf1.train.checkpoint_exists(checkpoint):
+        found = latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else \
+            _as_prefix(checkpoint)
+        if not found or not tf1.train.checkpoint_exists(found):
             raise UsageError(f"--checkpoint {checkpoint}: no such checkpoint (give the "
                              "prefix, e.g. logs/train/model.ckpt-5000)")
-        return checkpoint
-    run = RunDir(log_dir)
-    folder = run.best if best else run.train
-    found = tf1.train.latest_checkpoint(folder)
-    if not found:
-        raise UsageError(f"no checkpoint in {folder}; train first (python "
-                         "train_and_val.py) or point --log-dir at a training run")
+    else:
+        run = RunDir(log_dir)
+        folder = run.best if best else run.train
+        found = latest_checkpoint(folder)
+        if not found:
+            raise UsageError(f"no checkpoint in {folder}; train first (python "
+                             "train_and_val.py) or point --log-dir at a training run")
+    why = damage(found)
+    if why:
+        earlier = [p for p in complete_checkpoints(os.path.dirname(found) or ".")
+                   if _step(p) < _step(found)]
+        good = next((p for p in reversed(earlier) if not damage(p)), None)
+        hint = (f"use --checkpoint {good}, the newest good one before it" if good
+                else "no earlier checkpoint there is readable")
+        raise UsageError(f"{found} is damaged ({why}); {hint}")
     return found
 
 
@@ -70,11 +221,28 @@ def config_for(checkpoint, log_dir):
     folder = os.path.dirname(checkpoint)
     for folder in (folder, os.path.join(os.path.dirname(folder), "train"),
                    RunDir(log_dir).train):
-        config = read_json(os.path.join(folder, CONFIG_FILE))
-        if config:
+        path = os.path.join(folder, CONFIG_FILE)
+        config = check_config(read_json(path), path)
+        if config and "model" in config:
             return config
     raise UsageError(f"no {CONFIG_FILE} next to {checkpoint} or in {RunDir(log_dir).train}; "
                      "the programs need the configuration train_and_val.py saved")
+
+
+def check_config(config, path):
+    """``config`` when it has the shape train_and_val.py writes (a ``model`` with every key of
+    ``MODEL_KEYS`` and a list of ``runs``, each with its ``val_size``); UsageError otherwise."""
+    if config is None:
+        return None
+    model = config.get("model", {}) if isinstance(config, dict) else None
+    runs = config.get("runs") if isinstance(config, dict) else None
+    if (not isinstance(model, dict) or ("model" in config and set(MODEL_KEYS) - set(model))
+            or not isinstance(runs, list) or not runs
+            or not all(isinstance(r, dict) and "val_size" in r for r in runs)):
+        raise UsageError(f"{path} is not a configuration train_and_val.py wrote (it needs "
+                         f"'model' with {', '.join(MODEL_KEYS)} and a list of 'runs'); restore "
+                         "it, or delete it to have it rebuilt from the flags on the next run")
+    return config
 
 
 def checkpoint_mismatch(checkpoint, variables):

@@ -15,17 +15,21 @@ import os
 import sys
 import time
 
-import tensorflow as tf
-
 import cli
-import devices
-import hooks
-import input_data
-import model
-import nets
-import runs
-import tools
-import weights
+
+cli.quiet_interrupt("train_and_val.py")  # Ctrl-C while TensorFlow loads: one line
+
+# (the heavy imports come after that)
+import tensorflow as tf  # noqa: E402
+
+import devices  # noqa: E402
+import hooks  # noqa: E402
+import input_data  # noqa: E402
+import model  # noqa: E402
+import nets  # noqa: E402
+import runs  # noqa: E402
+import tools  # noqa: E402
+import weights  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -76,7 +80,13 @@ def check_args(p, args):
         p.error("--epochs and --learning-rate must be positive")
     if not 0 < args.dropout_keep_prob <= 1:
         p.error("--dropout-keep-prob must be in (0, 1]")
+    if args.clip_norm < 0 or args.weight_decay < 0 or args.momentum < 0:
+        p.error("--clip-norm, --weight-decay and --momentum must not be negative")
     args.skip = [network.head] if args.skip is None else [s for s in args.skip.split(",") if s]
+    unknown = [s for s in args.skip if s not in network.layers]
+    if unknown:
+        p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
+                f"({', '.join(network.layers)})")
     args.num_classes = input_data.SOURCES[args.dataset].num_classes
     try:
         network.trainable_layers(args.trainable)
@@ -160,9 +170,10 @@ def build_graph(args, max_steps, train_split):
     return graph
 
 
-def start_or_resume(args, run, max_steps):
-    """``(checkpoint or None, start step, weights file or None)`` once the graph is built:
-    resume from the latest checkpoint (after checking it is of this model), else warm start."""
+def start_or_resume(args, run):
+    """``(checkpoint or None, start step, (weights file, its layers) or None)`` once the graph
+    is built: resume from the latest checkpoint (after checking it is of this model), else warm
+    start from weights read and checked now, before anything is written."""
     checkpoint = run.latest_checkpoint()
     if checkpoint:
         runs.check_resume(run, model.model_config(args), args.val_size, checkpoint,
@@ -170,7 +181,10 @@ def start_or_resume(args, run, max_steps):
         start_step = tf1.train.load_variable(checkpoint, "global_step")
         print(f"Resuming from {checkpoint} (step {start_step}); pretrained weights not loaded.")
         return checkpoint, start_step, None
-    return None, 0, resolve_pretrained(args)
+    path = resolve_pretrained(args)
+    if not path:
+        return None, 0, None
+    return None, 0, (path, weights.check_finite(weights.read_weights(path), path, args.skip))
 
 
 def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_split,
@@ -178,7 +192,9 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
     """Add this run's resolved flags to config.json; the model is this run's until a
     checkpoint of it exists."""
     config = run.config() or {"runs": []}
-    if not checkpoint:
+    if not checkpoint or "model" not in config:
+        # A checkpoint that lost its config.json fits the graph of these flags (check_resume
+        # compared their shapes), so they describe its model.
         config["model"] = model.model_config(args)
     config["runs"].append({**vars(args), "pretrained_file": pretrained,
                            "start_step": int(start_step), "max_steps": max_steps,
@@ -204,7 +220,25 @@ def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps):
             progress] + ([validation] if validation else []) + [hooks.StopOnSignalHook()]
 
 
-def run_steps(args, run, graph, scaffold, session_hooks):
+def hook(session_hooks, kind):
+    return next(h for h in session_hooks if isinstance(h, kind))
+
+
+def diverged(args, run, progress, start_step):
+    """The message for a run stopped by a NaN loss or non-finite gradients."""
+    step = (progress.last_step or start_step) + 1
+    last = run.latest_checkpoint()
+    cause = (f"at step {step}, the first of this run: with weights checked to be finite, the "
+             f"learning rate ({args.learning_rate:g} at its peak) is too high for them"
+             if step == start_step + 1 else
+             f"at step {step} with learning rate {progress.last_rate:.3g}")
+    return (f"train_and_val.py: training diverged (NaN loss or gradients) {cause}; stopped "
+            f"without saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}; "
+            "resume with a lower --learning-rate" + ("" if args.clip_norm else
+                                                     " or with --clip-norm 5") + ".")
+
+
+def run_steps(args, run, graph, scaffold, session_hooks, start_step):
     """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal."""
     try:
         with tf1.train.MonitoredTrainingSession(
@@ -217,13 +251,11 @@ def run_steps(args, run, graph, scaffold, session_hooks):
     except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:
         if isinstance(e, tf.errors.InvalidArgumentError) and tools.NAN_GRADIENTS not in str(e):
             raise
-        last = run.latest_checkpoint()
-        print(f"train_and_val.py: training diverged (NaN loss or gradients); stopped without "
-              f"saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}; "
-              "resume with a lower --learning-rate.", file=sys.stderr)
+        print(diverged(args, run, hook(session_hooks, hooks.ProgressHook), start_step),
+              file=sys.stderr)
         return 1
     last = run.latest_checkpoint()
-    stop_on_signal = session_hooks[-1]
+    stop_on_signal = hook(session_hooks, hooks.StopOnSignalHook)
     if stop_on_signal.received:
         print(f"Stopped by {stop_on_signal.received}; saved {last}. Run the same command to "
               "resume.")
@@ -242,25 +274,30 @@ def train(args):
     steps_per_epoch = train_images / args.batch_size
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
     run.make()
+    run.lock()  # one run per log dir; held until this process ends
+    run.tidy()  # leftovers of an interrupted save, the checkpoint index
 
     graph = build_graph(args, max_steps, train_split)
-    checkpoint, start_step, pretrained = start_or_resume(args, run, max_steps)
+    checkpoint, start_step, pretrained = start_or_resume(args, run)
     if start_step >= max_steps:
         print(f"{checkpoint} is at step {start_step}, already at --max-steps {max_steps}: "
               "nothing to do (raise --max-steps or --epochs to train further).")
         return 0
-    record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_split,
-               train_images)
+    record_run(args, run, checkpoint, pretrained and pretrained[0], start_step, max_steps,
+               train_split, train_images)
 
     def warm_start(scaffold, session):
         if pretrained:
-            weights.load_pretrained(pretrained, session, skip=args.skip)
+            weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1])
 
-    scaffold = tf1.train.Scaffold(init_fn=warm_start)
+    # Checkpoints are listed by paths relative to their folder, so a log dir can be copied or
+    # moved and resumed, and the rotation of old checkpoints never reaches outside it.
+    scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
+        sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
     session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps)
     print(f"Training {args.arch} on {train_images} images ({train_split}) from step "
           f"{start_step} to {max_steps}; logs in {args.log_dir}", flush=True)
-    return run_steps(args, run, graph, scaffold, session_hooks)
+    return run_steps(args, run, graph, scaffold, session_hooks, start_step)
 
 
 def main(argv=None):

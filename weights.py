@@ -152,7 +152,19 @@ def _layer_order(name):
     return (2, 0, 0, name)
 
 
-def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True):
+def check_finite(layers, path, skip=()):
+    """WeightsFileError naming every layer (outside ``skip``) of ``read_weights``' result that
+    holds NaN or infinity: such weights would only train to NaN."""
+    bad = [layer for layer, arrays in sorted(layers.items(), key=lambda item: _layer_order(
+        item[0])) if layer not in skip and not all(np.isfinite(a).all() for a in arrays)]
+    if bad:
+        raise WeightsFileError(f"{path}: layer{'s' if len(bad) > 1 else ''} {', '.join(bad)} "
+                               "hold NaN or infinite values; get the file again, or leave "
+                               "those layers out with --skip")
+    return layers
+
+
+def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, layers=None):
     """Copy a weights file into the layers of the session's graph (``graph_layers``).
 
     The values are fed into the variables' own initializers, so no constant is added to the graph
@@ -160,8 +172,9 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True):
     or the graph, with status ``loaded``, ``skipped``, ``shape mismatch``, ``not in file`` or
     ``not in graph``, and prints one line each unless ``verbose`` is False. A shape mismatch
     leaves that layer at its initial value; with ``strict=True`` it raises ``WeightsFileError``.
+    ``layers``: the file's contents when they were read already (``read_weights(path)``).
     """
-    weights = read_weights(path)
+    weights = read_weights(path) if layers is None else layers
     variables = graph_layers(session.graph)
     skip = set(skip or ())
     report = []

@@ -3,6 +3,10 @@
 import os
 import sys
 
+import pytest
+
+import helpers
+import py2_npy
 from helpers import ENV, ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", ENV["TF_CPP_MIN_LOG_LEVEL"])
@@ -11,3 +15,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", ENV["TF_CPP_MIN_LOG_LEVEL"])
 os.environ["CUDA_VISIBLE_DEVICES"] = ENV["CUDA_VISIBLE_DEVICES"]
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """(root, weights): a learnable CIFAR-format data set in ROOT/data and VGG11 weights in the
+    public layout in ROOT/vgg11.npy, shared by the tests that train."""
+    root = tmp_path_factory.mktemp("workspace")
+    helpers.write_dataset(str(root / "data"))
+    weights = helpers.he_weights("vgg11")
+    py2_npy.write(str(root / "vgg11.npy"), weights)
+    return root, weights

@@ -66,3 +66,38 @@ def write_dataset(data_dir, per_file=100, test_count=203, seed=0):
     with open(os.path.join(folder, "test_batch.bin"), "wb") as f:
         f.write(records(*learnable_images(test_count, rng)))
     return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# Training runs: VGG11 on the workspace that conftest.py's ``workspace`` fixture writes
+# ----------------------------------------------------------------------------------------------
+
+COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
+          "--warmup-steps", "5"]
+
+
+def train_args(root, tmp_path, *flags):
+    """A VGG11 run on the workspace's data and weights, logging under TMP_PATH/logs; later
+    flags override earlier ones."""
+    return [*COMMON, "--pretrained", root / "vgg11.npy", "--data-dir", root / "data",
+            "--log-dir", tmp_path / "logs", *flags]
+
+
+def he_weights(arch, seed=0):
+    """Weights for every layer of ``arch`` at 32x32 with 10 classes, He-initialized, fc7
+    scaled down so that inputs in the hundreds (VGG's preprocessing) give logits near 1."""
+    import tensorflow as tf
+
+    import vgg16
+    from weights import graph_layers
+
+    rng = np.random.default_rng(seed)
+    with tf.Graph().as_default():
+        vgg16.build(tf.compat.v1.placeholder(tf.float32, [None, 32, 32, 3]), 10, arch)
+        shapes = {layer: [v.shape.as_list() for v in pair]
+                  for layer, pair in graph_layers().items()}
+    weights = {layer: (rng.normal(0, np.sqrt(2.0 / np.prod(w[:-1])), w).astype(np.float32),
+                       rng.normal(0, 0.01, b).astype(np.float32))
+               for layer, (w, b) in shapes.items()}
+    weights["fc7"] = (weights["fc7"][0] / 100, weights["fc7"][1])
+    return weights

@@ -318,6 +318,38 @@ def test_empty_and_absent_directories(tmp_path):
         input_data.read_cifar10(absent, "test", 8)
 
 
+def test_a_folder_in_place_of_a_batch_file(cifar):
+    data_dir, _ = cifar
+    path = os.path.join(data_dir, "cifar-10-batches-bin", "data_batch_3.bin")
+    os.remove(path)
+    os.mkdir(path)
+    with pytest.raises(DataError) as error:
+        input_data.read_cifar10(data_dir, "train", 8)
+    message = str(error.value)
+    assert message.startswith(f"{path} is a folder, not a CIFAR-10 batch file")
+    assert "is missing" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("kind", ["loop", "broken"])
+def test_a_bad_link_in_place_of_a_batch_file(cifar, kind):
+    data_dir, _ = cifar
+    folder = os.path.join(data_dir, "cifar-10-batches-bin")
+    path = os.path.join(folder, "test_batch.bin")
+    os.remove(path)
+    if kind == "loop":
+        other = os.path.join(folder, "other.bin")
+        os.symlink(path, other)
+        os.symlink(other, path)
+    else:
+        os.symlink(os.path.join(folder, "nowhere.bin"), path)
+    with pytest.raises(DataError) as error:
+        input_data.read_cifar10(data_dir, "test", 8)
+    message = str(error.value)
+    assert message.startswith(f"{path} cannot be read (a broken or looping link?)")
+    assert "is missing" not in message and "\n" not in message
+    input_data.read_cifar10(data_dir, "trainval", 8)  # the training split does not need it
+
+
 @pytest.mark.parametrize("size", [0, 3072, 3073 * 2 + 1])
 def test_size_not_a_whole_number_of_records(cifar, size):
     data_dir, _ = cifar
@@ -414,16 +446,22 @@ def test_wrong_checksum_is_caught_and_nothing_extracted(server, tmp_path):
     assert os.listdir(data_dir) == []  # the bad download deleted, nothing extracted
 
 
-def test_corrupt_leftover_archive_is_fetched_again(server, tmp_path):
+@pytest.mark.parametrize("complete", [False, True])
+def test_corrupt_leftover_part_file_is_fetched_again(server, tmp_path, complete):
+    """Our .part of an interrupted run: fetched again if partial, used as it is if complete,
+    and renamed to the archive once its MD5 matched."""
     s, url, md5 = server
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / "cifar-10-binary.tar.gz").write_bytes(b"half an archive")
+    served = (tmp_path / "served" / "cifar.tar.gz").read_bytes()
+    (data_dir / "cifar-10-binary.tar.gz.part").write_bytes(
+        served if complete else b"half an archive")
     folder = input_data.maybe_download(str(data_dir), url=url, md5=md5)
-    assert s.requests == 1
+    assert s.requests == (0 if complete else 1)
     assert input_data.num_examples(folder, "trainval") == TRAIN_COUNT
     with open(data_dir / "cifar-10-binary.tar.gz", "rb") as f:
         assert hashlib.md5(f.read()).hexdigest() == md5
+    assert sorted(os.listdir(data_dir)) == ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]
 
 
 def closed_port_url():
@@ -440,6 +478,46 @@ def test_archive_put_by_hand_is_used_offline(server, tmp_path):
         (data_dir / "cifar-10-binary.tar.gz").write_bytes(f.read())
     folder = input_data.maybe_download(str(data_dir), url=closed_port_url(), md5=md5)
     assert input_data.num_examples(folder, "test") == TEST_COUNT
+
+
+def test_archive_put_by_hand_is_used_without_a_request(server, tmp_path):
+    s, url, md5 = server
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    archive = data_dir / "cifar-10-binary.tar.gz"
+    archive.write_bytes((tmp_path / "served" / "cifar.tar.gz").read_bytes())
+    before = os.stat(archive)
+    folder = input_data.maybe_download(str(data_dir), url=url, md5=md5)
+    assert s.requests == 0
+    assert input_data.num_examples(folder, "test") == TEST_COUNT
+    after = os.stat(archive)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(os.listdir(data_dir)) == ["cifar-10-batches-bin", "cifar-10-binary.tar.gz"]
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_archive_put_by_hand_with_wrong_md5_is_reported_and_left_unchanged(server, tmp_path,
+                                                                           online):
+    """Not ours: neither fetched again over it nor deleted, with the server up or offline."""
+    s, url, md5 = server
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    archive = data_dir / "cifar-10-binary.tar.gz"
+    content = b"an archive from some mirror"
+    archive.write_bytes(content)
+    before = os.stat(archive)
+    with pytest.raises(DataError) as error:
+        input_data.maybe_download(str(data_dir), url=url if online else closed_port_url(),
+                                  md5=md5)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{archive} has MD5 {hashlib.md5(content).hexdigest()}, not {md5}")
+    assert "left as it is" in message and "remove it" in message
+    assert s.requests == 0
+    assert archive.read_bytes() == content
+    after = os.stat(archive)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert os.listdir(data_dir) == ["cifar-10-binary.tar.gz"]  # no .part, nothing extracted
 
 
 def test_offline_error_says_where_to_put_the_files(tmp_path):

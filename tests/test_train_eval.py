@@ -16,49 +16,11 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 import devices
-import helpers
-import py2_npy
 import tools
 import vgg16
-from helpers import own_lines, run, start
-from weights import graph_layers
+from helpers import COMMON, own_lines, run, start, train_args
 
 tf1 = tf.compat.v1
-COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
-          "--warmup-steps", "5"]
-
-
-def train_args(root, tmp_path, *flags):
-    """A VGG11 run on the workspace's data and weights, logging under TMP_PATH/logs; later
-    flags override earlier ones."""
-    return [*COMMON, "--pretrained", root / "vgg11.npy", "--data-dir", root / "data",
-            "--log-dir", tmp_path / "logs", *flags]
-
-
-def he_weights(arch, seed=0):
-    """Weights for every layer of ``arch`` at 32x32 with 10 classes, He-initialized, fc7
-    scaled down so that inputs in the hundreds (VGG's preprocessing) give logits near 1."""
-    rng = np.random.default_rng(seed)
-    with tf.Graph().as_default():
-        vgg16.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), 10, arch)
-        layers = graph_layers()
-        shapes = {layer: [v.shape.as_list() for v in pair] for layer, pair in layers.items()}
-    weights = {layer: (rng.normal(0, np.sqrt(2.0 / np.prod(w[:-1])), w).astype(np.float32),
-                       rng.normal(0, 0.01, b).astype(np.float32))
-               for layer, (w, b) in shapes.items()}
-    weights["fc7"] = (weights["fc7"][0] / 100, weights["fc7"][1])
-    return weights
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("workspace")
-    helpers.write_dataset(str(root / "data"))
-    weights = he_weights("vgg11")
-    py2_npy.write(str(root / "vgg11.npy"), weights)
-    return root, weights
-
-
 @pytest.fixture(scope="module")
 def trained(workspace):
     root, _ = workspace

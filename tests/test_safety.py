@@ -1,0 +1,353 @@
+"""Never lose a run: copied and moved log dirs, a lost checkpoint index, two runs on one log dir,
+poisoned weights and flags, damaged checkpoints, config.json lost or mangled, leftovers of an
+interrupted save, errors of the machine, and repeated SIGKILLs. Each case as a user meets it."""
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import py2_npy
+from helpers import ROOT, own_lines, run, start, train_args
+
+tf1 = tf.compat.v1
+
+
+def one_line_error(result, program="train_and_val.py", code=2):
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    lines = own_lines(result, program)
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def files(folder):
+    """{relative path: SHA-256} of every file under ``folder``."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def steps(folder):
+    """Steps of the complete checkpoints in ``folder``."""
+    return sorted(int(m.group(1)) for m in (re.fullmatch(r"model\.ckpt-(\d+)\.index", n)
+                                            for n in os.listdir(folder)) if m)
+
+
+def resumed_step(stdout):
+    match = re.search(r"Resuming from \S+ \(step (\d+)\)", stdout)
+    return int(match.group(1)) if match else None
+
+
+@pytest.fixture(scope="module")
+def short_run(workspace, tmp_path_factory):
+    """A finished run of 6 steps, a checkpoint every 2, under an absolute --log-dir."""
+    root, _ = workspace
+    where = tmp_path_factory.mktemp("short")
+    result = run("train_and_val.py", *train_args(root, where, "--max-steps", 6, "--save-every",
+                                                 2, "--val-every", 3), cwd=where)
+    assert result.returncode == 0, result.stderr
+    return root, where / "logs"
+
+
+def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(short_run,
+                                                                              tmp_path):
+    root, original = short_run
+    index = (original / "train" / "checkpoint").read_text()
+    assert str(original) not in index  # paths relative to the folder
+    before = files(original)
+    copy = tmp_path / "logs"
+    shutil.copytree(original, copy)
+    # what an earlier version wrote: the copy's index naming the original's files
+    for folder in ("train", "best"):
+        state = tf1.train.get_checkpoint_state(str(original / folder))
+        tf1.train.update_checkpoint_state(
+            str(copy / folder), str(original / folder / os.path.basename(
+                state.model_checkpoint_path)),
+            [str(original / folder / os.path.basename(p))
+             for p in state.all_model_checkpoint_paths])
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 14,
+                                                 "--save-every", 1, "--val-every", 7),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert resumed_step(result.stdout) == 6
+    assert files(original) == before  # nothing of the original deleted or changed
+    assert steps(copy / "train")[-1] == 14 and len(steps(copy / "train")) == 5  # rotated
+    assert str(original) not in (copy / "train" / "checkpoint").read_text()
+
+    moved = tmp_path / "moved"
+    shutil.move(str(copy), str(moved))
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 15,
+                                                 "--log-dir", moved), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert resumed_step(result.stdout) == 14
+    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", moved,
+                    cwd=tmp_path)
+    assert evaluated.returncode == 0 and "(step 15)" in evaluated.stdout
+
+
+def test_a_lost_checkpoint_index_resumes_from_the_newest_checkpoint(short_run, tmp_path):
+    root, original = short_run
+    logs = tmp_path / "logs"
+    shutil.copytree(original, logs)
+    os.remove(logs / "train" / "checkpoint")
+    before = files(logs / "train")
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "had no checkpoint index" in result.stdout
+    assert resumed_step(result.stdout) == 6
+    after = files(logs / "train")
+    for name, digest in before.items():  # the old checkpoints hold what they held
+        if name.startswith("model.ckpt-") and not name.endswith(".meta"):
+            assert after[name] == digest, name
+
+
+def test_two_runs_on_one_log_dir_and_a_killed_run_does_not_block(workspace, tmp_path):
+    root, _ = workspace
+    flags = train_args(root, tmp_path, "--max-steps", 100000, "--save-every", 5,
+                       "--val-every", 100000)
+    first = start("train_and_val.py", *flags, cwd=tmp_path)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "logs" / "train").exists() or not steps(tmp_path / "logs" /
+                                                                       "train"):
+            assert first.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        second = run("train_and_val.py", *flags, cwd=tmp_path)
+        line = one_line_error(second)
+        assert "is in use by pid" in line and str(first.pid) in line
+    finally:
+        first.kill()
+        first.communicate()
+    third = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12), cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_pretrained_weights_stop_before_anything_is_written(workspace, tmp_path,
+                                                                       bad):
+    root, weights = workspace
+    poisoned = dict(weights)
+    poisoned["conv2_1"] = (weights["conv2_1"][0].copy(), weights["conv2_1"][1])
+    poisoned["conv2_1"][0][0, 0, 0, 0] = bad
+    path = tmp_path / "poisoned.npy"
+    py2_npy.write(str(path), poisoned)
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--pretrained", path,
+                                                 "--max-steps", 5), cwd=tmp_path)
+    line = one_line_error(result)
+    assert str(path) in line and "conv2_1" in line and "NaN or infinite" in line
+    assert not list((tmp_path / "logs").rglob("*.index"))
+    assert not list((tmp_path / "logs").rglob("config.json"))
+
+
+BAD_FLAGS = [
+    (["--learning-rate", "nan"], "--learning-rate"),
+    (["--learning-rate", "inf"], "--learning-rate"),
+    (["--momentum", "nan"], "--momentum"),
+    (["--weight-decay", "nan"], "--weight-decay"),
+    (["--epochs", "nan"], "--epochs"),
+    (["--epochs", "inf"], "--epochs"),
+    (["--clip-norm", "-1"], "--clip-norm"),
+    (["--skip", "fc9"], "--skip: fc9 not a layer of vgg11"),
+]
+
+
+def test_flags_that_must_be_finite_or_real_are_refused_by_the_parser():
+    # one process parses every case (a program start costs seconds; parsing does not)
+    code = (f"import contextlib, io, json, sys; sys.path.insert(0, {ROOT!r}); "
+            "import train_and_val; out = []\n"
+            f"for flags in {[flags for flags, _ in BAD_FLAGS]!r}:\n"
+            "    err = io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            "        try: train_and_val.parse_args(['--arch', 'vgg11'] + flags); out.append(None)\n"
+            "        except SystemExit as e: out.append([e.code, err.getvalue()])\n"
+            "print(json.dumps(out))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    for (flags, message), outcome in zip(BAD_FLAGS, outcomes):
+        assert outcome is not None, flags
+        code, stderr = outcome
+        assert code == 2 and len(stderr.strip().splitlines()) == 1, (flags, stderr)
+        assert message in stderr and "Traceback" not in stderr, (flags, stderr)
+
+
+def truncate_data(prefix):
+    data = next(p for p in os.listdir(os.path.dirname(prefix))
+                if p.startswith(os.path.basename(prefix) + ".data-"))
+    path = os.path.join(os.path.dirname(prefix), data)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(short_run, tmp_path):
+    root, original = short_run
+    logs = tmp_path / "logs"
+    shutil.copytree(original, logs)
+    truncate_data(str(logs / "train" / "model.ckpt-6"))
+    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    line = one_line_error(evaluated, "evaluate.py")
+    assert f"{logs / 'train' / 'model.ckpt-6'} is damaged" in line
+    assert f"--checkpoint {logs / 'train' / 'model.ckpt-4'}" in line
+
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "model.ckpt-6 is damaged" in result.stdout
+    assert resumed_step(result.stdout) == 4
+
+
+def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
+    root, original = short_run
+    logs = tmp_path / "logs"
+    shutil.copytree(original, logs)
+    os.remove(logs / "train" / "config.json")
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((logs / "train" / "config.json").read_text())
+    assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
+                               "num_classes": 10}
+    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+
+
+@pytest.mark.parametrize("content", ['{"model": {"arch": "x"}, "runs": [{"val_size": 100}]}',
+                                     "{not json"])
+def test_a_mangled_config_json_is_one_line(short_run, tmp_path, content):
+    root, original = short_run
+    logs = tmp_path / "logs"
+    shutil.copytree(original, logs)
+    (logs / "train" / "config.json").write_text(content)
+    line = one_line_error(run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+                              cwd=tmp_path))
+    assert "config.json" in line
+    line = one_line_error(run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
+                              cwd=tmp_path), "evaluate.py")
+    assert "config.json" in line
+
+
+def test_leftovers_of_an_interrupted_save_are_removed_on_the_next_start(short_run, tmp_path):
+    root, original = short_run
+    logs = tmp_path / "logs"
+    shutil.copytree(original, logs)
+    leftovers = [logs / "train" / "model.ckpt-7_temp", logs / "best" / "model.ckpt-7_temp"]
+    for folder in leftovers:
+        folder.mkdir()
+        (folder / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"x" * 99)
+    stray = logs / "train" / "model.ckpt-7.index.tempstate5678"
+    stray.write_bytes(b"half")
+    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not any(p.exists() for p in leftovers + [stray])
+    assert f"removed {stray}" in result.stdout
+
+
+@pytest.mark.parametrize("checkpoint", ["folder", "index", "data"])
+def test_evaluate_takes_a_checkpoint_folder_or_file(short_run, checkpoint):
+    root, logs = short_run
+    path = {"folder": logs / "train", "index": logs / "train" / "model.ckpt-4.index",
+            "data": logs / "train" / "model.ckpt-4.data-00000-of-00001"}[checkpoint]
+    result = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
+                 "--checkpoint", path, cwd=logs.parent)
+    assert result.returncode == 0, result.stderr
+    assert f"(step {6 if checkpoint == 'folder' else 4})" in result.stdout
+
+
+def test_watch_on_a_log_dir_that_does_not_exist(tmp_path, workspace):
+    root, _ = workspace
+    result = run("evaluate.py", "--watch", "--data-dir", root / "data", "--log-dir",
+                 tmp_path / "typo", cwd=tmp_path, timeout=120)
+    assert "does not exist" in one_line_error(result, "evaluate.py")
+
+
+def patched(program, patch, *args):
+    """Run ``program`` with ``patch`` (Python source) executed first, e.g. to make a write fail
+    the way a full disk or a missing permission makes it fail."""
+    code = (f"import sys, os, errno; sys.path.insert(0, {ROOT!r}); sys.argv = ['{program}'] + "
+            f"{list(map(str, args))!r}; {patch}; import runpy; "
+            f"runpy.run_path(os.path.join({ROOT!r}, '{program}'), run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                      "CUDA_VISIBLE_DEVICES": ""})
+
+
+def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path):
+    root, _ = workspace
+    flags = train_args(root, tmp_path, "--max-steps", 3)
+    denied = patched("train_and_val.py", "real = os.makedirs; os.makedirs = lambda p, *a, **k: "
+                     "(_ for _ in ()).throw(PermissionError(errno.EACCES, 'Permission denied', "
+                     "p)) if 'logs' in str(p) else real(p, *a, **k)", *flags)
+    line = one_line_error(denied)
+    assert "Permission denied" in line and "logs" in line
+    full = patched("train_and_val.py", "import cli; cli.write_json = lambda path, data: (_ for _ "
+                   "in ()).throw(OSError(errno.ENOSPC, 'No space left on device', path))",
+                   *flags)
+    line = one_line_error(full)
+    assert "No space left on device" in line and "config.json" in line
+
+
+def test_ctrl_c_while_starting_is_one_line(workspace, tmp_path):
+    root, _ = workspace
+    for delay in (0.5, 3.0):  # while TensorFlow loads, and while the graph is built
+        process = start("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 3),
+                        cwd=tmp_path)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 130, stderr[-2000:]
+        assert "Traceback" not in stderr
+
+
+def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
+    root, _ = workspace
+    rng = random.Random(7)
+    flags = train_args(root, tmp_path, "--max-steps", 100000, "--save-every", 1,
+                       "--val-every", 100000, "--log-every", 1)
+    train_dir = tmp_path / "logs" / "train"
+    newest = None
+    for kill in range(10):
+        process = start("train_and_val.py", *flags, cwd=tmp_path)
+        started = time.time()
+        # wait for the start-up to finish (the tidy-up is done before the "Training" line)
+        seen = []
+        while not seen or not seen[-1].startswith("Training "):
+            seen.append(process.stdout.readline())
+            assert seen[-1] or process.poll() is None, process.communicate()
+            assert time.time() - started < 120
+        if newest is not None:
+            assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name
+                        or ".tempstate" in p.name], kill
+        time.sleep(rng.uniform(0.0, 3.0))
+        process.kill()
+        process.communicate()
+        resumed = resumed_step("".join(seen))
+        if newest is not None and resumed is not None:
+            assert resumed >= newest
+        complete = steps(train_dir)
+        newest = complete[-1] if complete else None
+    final = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps",
+                                                (newest or 0) + 2, "--val-every", 100000),
+                cwd=tmp_path)
+    assert final.returncode == 0, final.stderr
+    assert resumed_step(final.stdout) >= (newest or 0)
+    assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name or ".tempstate" in p.name]
+    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
+                    cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr

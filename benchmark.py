@@ -14,7 +14,8 @@ In one run, after warm-up, each figure a median over --repeats measurements:
   matmul     a large matrix product in float32 and bfloat16, GFLOP/s
 The model's FLOPs per training image (counted on its graph: every convolution and matrix
 product forward, plus the two backward products of each, less the input gradient of the layer
-that reads the images) times the training rate gives the achieved GFLOP/s. Prints a table, then one JSON line.
+that reads the images) times the training rate gives the achieved GFLOP/s. Prints a table,
+then one JSON line.
 """
 
 import json
@@ -121,11 +122,12 @@ def bare_step_rate(args):
         images = tf1.get_variable("images", initializer=rng.uniform(
             -120, 130, shape).astype(np.float32), trainable=False)
         labels = tf1.get_variable("labels", initializer=rng.integers(
-            0, 10, args.batch_size).astype(np.int32), trainable=False)
+            0, input_data.NUM_CLASSES, args.batch_size).astype(np.int32), trainable=False)
         tower = model.tower(model_config(args.arch, args.image_size), images, labels,
                             is_training=True, weight_decay=cli.default("weight-decay"),
                             dropout_keep_prob=cli.default("dropout-keep-prob"))
-        optimizer = tools.make_optimizer(0.001, cli.default("momentum"), args.precision)
+        optimizer = tools.make_optimizer(cli.default("learning-rate"), cli.default("momentum"),
+                                         args.precision)
         grads = tools.compute_gradients(optimizer, tower.total_loss, tower.var_list,
                                         cli.default("clip-norm"), args.precision)
         step = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
@@ -142,7 +144,8 @@ def bare_step_rate(args):
 def eval_rate(args, data_dir):
     with tf.Graph().as_default():
         images, _, _ = model.inputs(lambda: input_data.read_cifar10(
-            data_dir, "test", args.batch_size, image_size=args.image_size, repeat=True))
+            data_dir, "test", args.batch_size, image_size=args.image_size, repeat=True,
+            preprocess=nets.get(args.arch).preprocess))
         logits, _ = model.inference(model_config(args.arch, args.image_size), images)
         predictions = tf.argmax(logits, -1)
         with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
@@ -158,7 +161,8 @@ def pipeline_rate(args, data_dir, val_size):
     with tf.Graph().as_default():
         images, labels, _ = model.inputs(lambda: input_data.read_cifar10(
             data_dir, "train", args.batch_size, shuffle=True, augment=True,
-            image_size=args.image_size, repeat=True, seed=0, val_size=val_size))
+            image_size=args.image_size, repeat=True, seed=0, val_size=val_size,
+            preprocess=nets.get(args.arch).preprocess))
         consume = [tf.reduce_sum(images), tf.reduce_sum(labels)]
         with tf1.Session() as session:
             batches = 50
@@ -174,7 +178,7 @@ def keras_rate(args, data_dir, val_size):
     optimizer, batch size and data; ``(None, None)`` for a network with no Keras twin here."""
     import keras
 
-    if args.arch not in vgg16.CONFIGS:
+    if args.arch not in vgg16.CONFIGS:  # the Keras twin below is written for VGG only
         return None, None
     keep = cli.default("dropout-keep-prob")
     if args.precision == "bf16":
@@ -189,9 +193,10 @@ def keras_rate(args, data_dir, val_size):
     for _ in ("fc6", "fc7"):
         layers += [keras.layers.Dense(vgg16.FC_SIZE, activation="relu"),
                    keras.layers.Dropout(1 - keep)]
-    layers.append(keras.layers.Dense(10, dtype="float32"))
+    layers.append(keras.layers.Dense(input_data.NUM_CLASSES, dtype="float32"))
     net = keras.Sequential(layers)
-    net.compile(keras.optimizers.SGD(0.001, momentum=cli.default("momentum"),
+    net.compile(keras.optimizers.SGD(cli.default("learning-rate"),
+                                     momentum=cli.default("momentum"),
                                      global_clipnorm=cli.default("clip-norm")),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])

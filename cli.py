@@ -2,7 +2,7 @@
 the errors a user can cause, and the ``main()`` trap that turns them into one line and exit 2.
 
     p = cli.ArgumentParser(description=...)
-    cli.add_flags(p, "data-dir", "log-dir", "arch", batch_size=250)   # a default of your own
+    cli.add_flags(p, "data-dir", "log-dir", "batch-size", batch_size=250)  # a default of its own
     return cli.run_main("evaluate.py", evaluate, p.parse_args(argv))
 
 Nothing here imports the rest of the project at module level, so every module may import it.
@@ -109,11 +109,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 FLAGS = {
     # data
     "dataset": dict(default="cifar10", help="which data set (%(choices)s)"),
-    "data-dir": dict(default="data", help="folder holding (or to receive) "
-                     "cifar-10-batches-bin/, or holding the .bin files themselves"),
+    "data-dir": dict(default="data", help="folder holding cifar-10-batches-bin/, or the .bin "
+                     "files themselves (train_and_val.py downloads CIFAR-10 there when missing)"),
     "val-size": dict(type=at_least(0), default=5000, help="training images held out for "
-                     "validation, the last ones of the training files (0: train on all 50,000, "
-                     "no validation)"),
+                     "validation, the last ones of the training files (train_and_val.py: 0 "
+                     "trains on all 50,000 without validation)"),
     "split": dict(choices=("test", "val", "train", "trainval"), default="test",
                   help="which images: 'val' is the training run's held-out part"),
     # the model

@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import devices  # noqa: E402
-import hooks  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
+import nets  # noqa: E402
 import runs  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -55,6 +55,7 @@ class Evaluator:
         with self.graph.as_default():
             images, labels, self.iterator = model.inputs(lambda: source.read(
                 args.data_dir, args.split, args.batch_size, image_size=self.model["image_size"],
+                preprocess=nets.get(self.model["arch"]).preprocess,
                 val_size=config["runs"][-1]["val_size"]), initializable=True)
             self.tower = model.tower(self.model, images, labels)
             self.global_step = tf1.train.get_or_create_global_step()
@@ -128,7 +129,7 @@ def report(args, checkpoint, step, result):
         "checkpoint": checkpoint, "global_step": step, "split": args.split, "images": count,
         "accuracy": accuracy, "loss": loss, "per_class_accuracy": per_class,
         "class_names": names, "confusion_matrix": matrix.tolist()})
-    hooks.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
+    runs.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
                       **{f"{args.split}/accuracy": accuracy, f"{args.split}/loss": loss})
     print(f"wrote {stem}.png and {stem}.json")
     return accuracy

@@ -10,6 +10,7 @@ import time
 import tensorflow as tf
 
 import model
+import runs
 from cli import read_json, write_json
 
 tf1 = tf.compat.v1
@@ -18,13 +19,6 @@ tf1 = tf.compat.v1
 def format_seconds(seconds):
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def add_scalars(writer, step, **values):
-    """Write ``tag=value`` scalars at ``step`` and flush."""
-    writer.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=value)
-                                          for tag, value in values.items()]), step)
-    writer.flush()
 
 
 class ValidationHook(tf1.train.SessionRunHook):
@@ -64,7 +58,7 @@ class ValidationHook(tf1.train.SessionRunHook):
         start = time.time()
         result = model.run_split(session, self.iterator, self.tower)
         loss, accuracy = result.loss, result.accuracy
-        add_scalars(self.writer, step, loss=loss, accuracy=accuracy)
+        runs.add_scalars(self.writer, step, loss=loss, accuracy=accuracy)
         note = ""
         if accuracy > self.best["val_accuracy"]:
             self.best = {"val_accuracy": accuracy, "val_loss": loss, "step": int(step),
@@ -120,7 +114,7 @@ class ProgressHook(tf1.train.SessionRunHook):
               f"loss {self.loss_sum / self.count:.4f}  "
               f"accuracy {self.accuracy_sum / self.count:.4f}  lr {rate:.5f}  "
               f"{images_per_sec:.0f} images/s  {format_seconds(left)} left", flush=True)
-        add_scalars(self.writer, step, images_per_sec=images_per_sec)
+        runs.add_scalars(self.writer, step, images_per_sec=images_per_sec)
         self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
         self.start, self.paused = time.time(), paused
 

@@ -272,6 +272,15 @@ def preprocess_batch(images, mode):
     return images
 
 
+def unprocess_batch(images, mode):
+    """The inverse of ``preprocess_batch``: back to float32 RGB 0..255 (for image summaries)."""
+    if mode == "vgg":
+        return tools.vgg_unprocess(images)
+    if mode == "standardize":
+        return images * tf.constant(CIFAR_STD_RGB) + tf.constant(CIFAR_MEAN_RGB)
+    return images
+
+
 def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
                  image_size=IMAGE_SIZE, repeat=False, seed=None, val_size=VAL_EXAMPLES):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split.

@@ -105,6 +105,13 @@ class RunDir:
         return notes
 
 
+def add_scalars(writer, step, **values):
+    """Write ``tag=value`` scalars at ``step`` to a summary writer of the run, and flush."""
+    writer.add_summary(tf1.Summary(value=[tf1.Summary.Value(tag=tag, simple_value=value)
+                                          for tag, value in values.items()]), step)
+    writer.flush()
+
+
 def _step(prefix):
     match = re.search(r"-(\d+)$", prefix)
     return int(match.group(1)) if match else -1

@@ -49,7 +49,7 @@ def batch_norm(x, is_training):
     """Batch normalization over the channels of an NHWC tensor, in the current variable scope.
 
     Training normalizes with the batch statistics and puts the moving-average updates into
-    ``UPDATE_OPS`` (``minimize`` below runs them); evaluation uses the moving averages.
+    ``UPDATE_OPS`` (``apply_gradients`` below runs them); evaluation uses the moving averages.
     """
     channels = x.shape[-1]
     with tf1.variable_scope("batch_norm"):
@@ -176,7 +176,7 @@ def compute_gradients(optimizer, total_loss, var_list=None, clip_norm=None, prec
             grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
         else:
             with tf.control_dependencies([norm]):
-                grads = [tf.identity(g) for g in grads]
+                grads = [g if g is None else tf.identity(g) for g in grads]
     elif clip_norm:
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
     return list(zip(grads, variables))
@@ -187,12 +187,3 @@ def apply_gradients(optimizer, grads_and_vars, global_step):
     moving averages in ``UPDATE_OPS``."""
     with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
         return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
-
-
-def minimize(total_loss, learning_rate, global_step, momentum=0.9, var_list=None,
-             clip_norm=None, precision="fp32"):
-    """Both steps on one device: momentum SGD on ``var_list`` that also runs the batch-norm
-    updates, with the global gradient norm capped at ``clip_norm``."""
-    optimizer = make_optimizer(learning_rate, momentum, precision)
-    grads_and_vars = compute_gradients(optimizer, total_loss, var_list, clip_norm, precision)
-    return apply_gradients(optimizer, grads_and_vars, global_step)

@@ -141,9 +141,11 @@ def build_graph(args, max_steps, train_split):
     global_step = tf1.train.get_or_create_global_step()
     tf1.set_random_seed(args.seed)
     source, config = input_data.SOURCES[args.dataset], model.model_config(args)
+    preprocess = nets.get(args.arch).preprocess
     images, labels, _ = model.inputs(lambda: source.read(
         args.data_dir, train_split, args.batch_size, shuffle=True, augment=not args.no_augment,
-        image_size=args.image_size, repeat=True, seed=args.seed, val_size=args.val_size))
+        preprocess=preprocess, image_size=args.image_size, repeat=True, seed=args.seed,
+        val_size=args.val_size))
     train = model.tower(config, images, labels, is_training=True,
                         weight_decay=args.weight_decay,
                         trainable_layers=nets.get(args.arch).trainable_layers(args.trainable),
@@ -158,14 +160,15 @@ def build_graph(args, max_steps, train_split):
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", train.accuracy)
     tf1.summary.scalar("learning_rate", rate)
-    tf1.summary.image("input", tools.vgg_unprocess(images[:4]) / 255.0, max_outputs=4)
+    tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
+                      max_outputs=4)
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [train.cross_entropy, train.accuracy, rate, global_step]}
     if args.val_size:
         val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
-            args.data_dir, "val", args.batch_size, image_size=args.image_size,
-            val_size=args.val_size), initializable=True)
+            args.data_dir, "val", args.batch_size, preprocess=preprocess,
+            image_size=args.image_size, val_size=args.val_size), initializable=True)
         graph["val_tower"] = model.tower(config, val_images, val_labels)
     return graph
 

@@ -158,9 +158,11 @@ def check_finite(layers, path, skip=()):
     bad = [layer for layer, arrays in sorted(layers.items(), key=lambda item: _layer_order(
         item[0])) if layer not in skip and not all(np.isfinite(a).all() for a in arrays)]
     if bad:
-        raise WeightsFileError(f"{path}: layer{'s' if len(bad) > 1 else ''} {', '.join(bad)} "
-                               "hold NaN or infinite values; get the file again, or leave "
-                               "those layers out with --skip")
+        several = len(bad) > 1
+        raise WeightsFileError(f"{path}: layer{'s' if several else ''} {', '.join(bad)} "
+                               f"hold{'' if several else 's'} NaN or infinite values; get the "
+                               "file again, or leave th" + ("ose layers" if several else "at layer")
+                               + " out with --skip")
     return layers
 
 
@@ -278,5 +280,8 @@ def convert(network, out, include_top=True, keras_weights=None):
         raise ConversionError(f"{out} exists already; it is left as it is "
                               "(remove it yourself or choose another --out)")
     layers = keras_layers(keras_model(network.keras_application, include_top, keras_weights))
+    if not set(layers) <= set(network.layers) or not layers:
+        raise ConversionError(f"Keras's {network.keras_application} layers do not map onto "
+                              f"{network.name}'s ({', '.join(network.layers)}); nothing written")
     write_weights(out, layers)
     return layers

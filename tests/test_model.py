@@ -72,6 +72,22 @@ def test_non_finite_gradients_fail_before_any_weight_changes(clip_norm):
             np.testing.assert_allclose(sess.run(w), [0.9, 0.9])
 
 
+@pytest.mark.parametrize("clip_norm", [None, 1.0])
+def test_a_variable_the_loss_does_not_reach_is_left_alone(clip_norm):
+    with tf.Graph().as_default():
+        w, loss = quadratic([1.0, 1.0])
+        unused = tf1.get_variable("unused", initializer=np.ones(2, np.float32))
+        optimizer = tools.make_optimizer(0.5, momentum=0.0)
+        grads = tools.compute_gradients(optimizer, loss, [w, unused], clip_norm=clip_norm)
+        assert grads[1][0] is None
+        train_op = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(train_op)
+            np.testing.assert_array_equal(sess.run(unused), [1.0, 1.0])
+            assert (sess.run(w) > 0).all()
+
+
 def test_tower_trains_and_decays_only_the_named_layers():
     with tf.Graph().as_default():
         images = tf1.placeholder(tf.float32, [None, 32, 32, 3])

@@ -147,37 +147,33 @@ def damage(prefix):
 
 def reindex(folder):
     """Point ``folder``'s checkpoint index at its newest complete, readable checkpoint and list
-    the complete ones by path relative to ``folder``, so that the folder can be copied or moved
+    the checkpoints by path relative to ``folder``, so that the folder can be copied or moved
     and the saver's rotation never reaches outside it. Damaged checkpoints are named and left
     out; no checkpoint file is touched. Returns notes for the user."""
-    notes = []
-    present = complete_checkpoints(folder)
-    while present and damage(present[-1]):
-        notes.append(f"{present[-1]} is damaged ({damage(present[-1])}); using an earlier "
-                     "checkpoint")
-        present.pop()
-    state = tf1.train.get_checkpoint_state(folder)
-    listed = [os.path.basename(p) for p in state.all_model_checkpoint_paths] if state else []
-    wanted = [os.path.basename(p) for p in present]
+    notes, present = [], complete_checkpoints(folder)
+    while present:
+        why = damage(present[-1])
+        if not why:
+            break
+        notes.append(f"{present.pop()} is damaged ({why}); using an earlier checkpoint")
     if not present:
         return notes
+    wanted = [os.path.basename(p) for p in present]
+    state = tf1.train.get_checkpoint_state(folder)
     if state is None:
         notes.append(f"{folder} had no checkpoint index; rebuilt it from the checkpoints there "
                      f"(newest {wanted[-1]})")
-    relative = state is not None and all(
-        not os.path.isabs(p) for p in [state.model_checkpoint_path,
-                                       *state.all_model_checkpoint_paths])
-    kept = [name for name in listed if name in wanted] or wanted
-    if kept[-1] != wanted[-1]:
-        kept.append(wanted[-1])
-    if not relative or kept != listed or os.path.basename(
-            state.model_checkpoint_path) != wanted[-1]:
-        # The text form of TensorFlow's CheckpointState, which Saver and latest_checkpoint read.
-        path = os.path.join(folder, "checkpoint")
-        with open(path + ".json.tmp", "w") as f:  # (a leftover of that name is tidied away)
-            f.write(f'model_checkpoint_path: "{wanted[-1]}"\n' + "".join(
-                f'all_model_checkpoint_paths: "{name}"\n' for name in kept))
-        os.replace(path + ".json.tmp", path)
+        kept = wanted
+    else:  # the ones it listed (rotation may delete them) that are still good, and the newest
+        listed = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
+        kept = [name for name in listed if name in wanted[:-1]] + wanted[-1:]
+    # The text form of TensorFlow's CheckpointState, which Saver and latest_checkpoint read;
+    # names without a folder are relative to this one.
+    path = os.path.join(folder, "checkpoint")
+    with open(path + ".json.tmp", "w") as f:  # (a leftover of that name is tidied away)
+        f.write(f'model_checkpoint_path: "{wanted[-1]}"\n' + "".join(
+            f'all_model_checkpoint_paths: "{name}"\n' for name in kept))
+    os.replace(path + ".json.tmp", path)
     return notes
 
 

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import cli
 import py2_npy
+import runs
 from helpers import ROOT, own_lines, run, start, train_args
 
 tf1 = tf.compat.v1
@@ -259,15 +261,19 @@ def test_leftovers_of_an_interrupted_save_are_removed_on_the_next_start(short_ru
     assert f"removed {stray}" in result.stdout
 
 
-@pytest.mark.parametrize("checkpoint", ["folder", "index", "data"])
-def test_evaluate_takes_a_checkpoint_folder_or_file(short_run, checkpoint):
-    root, logs = short_run
-    path = {"folder": logs / "train", "index": logs / "train" / "model.ckpt-4.index",
-            "data": logs / "train" / "model.ckpt-4.data-00000-of-00001"}[checkpoint]
-    result = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
-                 "--checkpoint", path, cwd=logs.parent)
-    assert result.returncode == 0, result.stderr
-    assert f"(step {6 if checkpoint == 'folder' else 4})" in result.stdout
+def test_a_checkpoint_folder_or_file_names_its_checkpoint(short_run):
+    _, logs = short_run
+    train = logs / "train"
+    for given, expected in [(train, "model.ckpt-6"), (train / "model.ckpt-4.index",
+                                                      "model.ckpt-4"),
+                            (train / "model.ckpt-4.data-00000-of-00001", "model.ckpt-4"),
+                            (train / "model.ckpt-4", "model.ckpt-4")]:
+        assert runs.find_checkpoint(str(logs), str(given)) == str(train / expected)
+    with pytest.raises(cli.UsageError, match="no such checkpoint"):
+        runs.find_checkpoint(str(logs), str(train / "model.ckpt-5"))
+    evaluated = run("evaluate.py", "--data-dir", short_run[0] / "data", "--log-dir", logs,
+                    "--checkpoint", train / "model.ckpt-4.index", cwd=logs.parent)
+    assert evaluated.returncode == 0 and "(step 4)" in evaluated.stdout, evaluated.stderr
 
 
 def test_watch_on_a_log_dir_that_does_not_exist(tmp_path, workspace):
@@ -334,7 +340,7 @@ def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
         if newest is not None:
             assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name
                         or ".tempstate" in p.name], kill
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.0, 2.5))
         process.kill()
         process.communicate()
         resumed = resumed_step("".join(seen))

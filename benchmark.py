@@ -64,7 +64,7 @@ def parse_args(argv=None):
 def model_config(arch, image_size, num_classes=input_data.NUM_CLASSES):
     """The ``model`` entry of a run's config.json for the network measured here."""
     return {"arch": arch, "batch_norm": False, "image_size": image_size,
-            "num_classes": num_classes}
+            "num_classes": num_classes, "fc_size": cli.default("fc-size")}
 
 
 def flops_per_image(arch, image_size, num_classes=input_data.NUM_CLASSES):

@@ -119,6 +119,9 @@ FLAGS = {
     # the model
     "arch": dict(default="vgg16", help="network: one of the table in nets.py (%(choices)s)"),
     "batch-norm": dict(action="store_true", help="batch normalization after every convolution"),
+    "fc-size": dict(type=at_least(0), default=4096, help="width of the hidden fully connected "
+                    "layers fc6 and fc7; 0 leaves them out (the last layer then reads the "
+                    "convolutions' output: the usual head for 32x32 images)"),
     "image-size": dict(type=at_least(1), help="side the images are resized to (default: the "
                        "network's own, 32 for VGG; 224 lets the pretrained fc6 fit)"),
     "batch-size": dict(type=at_least(1), default=128, help="images per batch"),
@@ -133,9 +136,18 @@ FLAGS = {
     "learning-rate": dict(type=finite_float, default=0.01, help="peak learning rate"),
     "lr-schedule": dict(choices=("cosine", "constant"), default="cosine",
                         help="cosine: decay to 0 at the last step; constant: no decay"),
-    "warmup-steps": dict(type=at_least(0), default=500,
-                         help="steps of linear learning-rate warm-up"),
+    "warmup-steps": dict(type=at_least(0), help="steps of linear learning-rate warm-up "
+                         "(default: --warmup-fraction of the run)"),
+    "warmup-fraction": dict(type=finite_float, default=0.05, help="share of the run's steps "
+                            "spent warming the learning rate up, when --warmup-steps is not "
+                            "given"),
     "momentum": dict(type=finite_float, default=0.9, help="SGD momentum"),
+    "nesterov": dict(action="store_true", help="Nesterov's momentum"),
+    "label-smoothing": dict(type=finite_float, default=0.0, help="share of each target spread "
+                            "evenly over all classes (0: none)"),
+    "ema-decay": dict(type=finite_float, default=0.0, help="keep an exponential moving average "
+                      "of the weights with this decay (e.g. 0.99) and validate and evaluate with "
+                      "it (0: off)"),
     "weight-decay": dict(type=finite_float, default=5e-4,
                          help="L2 penalty on the trained conv and fc weights"),
     "clip-norm": dict(type=finite_float, default=5.0, help="cap on the global gradient norm "

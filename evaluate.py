@@ -37,6 +37,12 @@ def parse_args(argv=None):
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
     cli.add_flags(p, "split", "batch-size", "precision", "xla", batch_size=250)
+    p.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="test-time augmentation: 'flip' averages the class probabilities of each "
+                        "image and its mirror image")
+    p.add_argument("--no-ema", action="store_true",
+                   help="use the trained weights even when the checkpoint holds their moving "
+                        "averages (a run with --ema-decay; by default those are used)")
     p.add_argument("--watch", action="store_true",
                    help="evaluate each new checkpoint in train/ as it appears, until Ctrl-C")
     args = p.parse_args(argv)
@@ -57,10 +63,12 @@ class Evaluator:
                 args.data_dir, args.split, args.batch_size, image_size=self.model["image_size"],
                 preprocess=nets.get(self.model["arch"]).preprocess,
                 val_size=config["runs"][-1]["val_size"]), initializable=True)
-            self.tower = model.tower(self.model, images, labels)
+            self.tower = model.tower(self.model, images, labels,
+                                     flip_average=args.tta == "flip")
             self.global_step = tf1.train.get_or_create_global_step()
-            self.saver = tf1.train.Saver()
+            self.saver, self.averages_saver = tf1.train.Saver(), model.averages_saver()
         self.config = devices.session_config(args.precision, args.xla)
+        self.use_averages = not args.no_ema
 
     def run(self, checkpoint):
         """``(global_step, SplitResult)`` of the checkpoint over the whole split."""
@@ -69,8 +77,12 @@ class Evaluator:
         if mismatch:
             raise cli.UsageError(f"{checkpoint} does not fit a {self.model['arch']} "
                                  f"(config.json says so) graph: {mismatch}")
+        averages = self.use_averages and model.has_moving_averages(checkpoint)
         with tf1.Session(graph=self.graph, config=self.config) as session:
-            self.saver.restore(session, checkpoint)
+            (self.averages_saver if averages else self.saver).restore(session, checkpoint)
+            if averages:
+                print(f"{checkpoint}: evaluating the moving averages of its weights (--no-ema "
+                      "for the weights themselves)")
             result = model.run_split(session, self.iterator, self.tower)
             return int(session.run(self.global_step)), result
 

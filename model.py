@@ -10,6 +10,7 @@
 from nets.py, with batch norm or not, at which image size, for how many classes.
 """
 
+import contextlib
 import typing
 
 import numpy as np
@@ -22,7 +23,9 @@ import tools
 tf1 = tf.compat.v1
 
 # What fixes the shapes of the variables; a checkpoint only restores into the same.
-MODEL_KEYS = ("arch", "batch_norm", "image_size", "num_classes")
+MODEL_KEYS = ("arch", "batch_norm", "image_size", "num_classes", "fc_size")
+# What a run's config.json had before a key was added, for runs written before it.
+MODEL_DEFAULTS = {"fc_size": 4096}
 
 
 def model_config(args):
@@ -50,7 +53,8 @@ def inference(config, images, is_training=False, dropout_keep_prob=0.5):
     """``(logits, end_points)`` of the configured network; variables are shared between calls."""
     network = nets.get(config["arch"])
     return network.build(images, config["num_classes"], is_training=is_training,
-                         batch_norm=config["batch_norm"], dropout_keep_prob=dropout_keep_prob)
+                         batch_norm=config["batch_norm"], dropout_keep_prob=dropout_keep_prob,
+                         fc_size=config.get("fc_size", MODEL_DEFAULTS["fc_size"]))
 
 
 def layer_variables(layers=None):
@@ -73,16 +77,59 @@ class Tower(typing.NamedTuple):
 
 
 def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable_layers=None,
-          dropout_keep_prob=0.5):
+          dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False):
     """The network on ``images`` and its loss against ``labels``. Only the variables of
-    ``trainable_layers`` (default: all layers) train, and weight decay covers their weights."""
+    ``trainable_layers`` (default: all layers) train, and weight decay covers their weights;
+    ``label_smoothing`` softens the targets of the total loss (see ``tools.loss``).
+    ``flip_average`` (evaluation): each image's class probabilities are the mean of the
+    network's on the image and on its mirror image; ``logits`` are their logarithms."""
     logits, end_points = inference(config, images, is_training, dropout_keep_prob)
+    if flip_average:
+        mirrored, _ = inference(config, tf.reverse(images, axis=[2]), is_training,
+                                dropout_keep_prob)
+        logits = tf.math.log((tf.nn.softmax(logits) + tf.nn.softmax(mirrored)) / 2.0)
     labels = tf.cast(labels, tf.int32)
     var_list = layer_variables(trainable_layers)
-    total_loss, cross_entropy = tools.loss(logits, labels, weight_decay, var_list)
+    total_loss, cross_entropy = tools.loss(logits, labels, weight_decay, var_list,
+                                           label_smoothing)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return Tower(logits, end_points, total_loss, cross_entropy, tools.accuracy(logits, labels),
                  losses, tf.argmax(logits, axis=-1, output_type=tf.int32), labels, var_list)
+
+
+def moving_average(decay, global_step, train_op, variables):
+    """An exponential moving average of ``variables`` after each run of ``train_op``. Returns
+    ``(ema, train_op that also updates it, op copying the variables into it)``; the decay ramps
+    up from 0.1 as (1 + step) / (10 + step) until it reaches ``decay``, so short runs average
+    what they learned rather than where they started."""
+    ema = tf1.train.ExponentialMovingAverage(decay, num_updates=global_step)
+    with tf.control_dependencies([train_op]):
+        update = ema.apply(variables)
+    sync = tf.group([ema.average(v).assign(v) for v in variables])
+    return ema, update, sync
+
+
+@contextlib.contextmanager
+def averaged_weights(ema):
+    """Inside, networks are built on the moving averages of their variables (``ema``) where
+    there is one, on the variables themselves otherwise (e.g. batch-norm statistics)."""
+    def read_average(getter, name, *args, **kwargs):  # (TensorFlow passes ``getter=``)
+        variable = getter(name, *args, **kwargs)
+        average = ema.average(variable)
+        return variable if average is None else average
+    with tf1.variable_scope(tf1.get_variable_scope(), custom_getter=read_average):
+        yield
+
+
+def has_moving_averages(checkpoint):
+    """Whether ``checkpoint`` holds moving averages of its weights (a run with --ema-decay)."""
+    return any(name.endswith("/ExponentialMovingAverage")
+               for name, _ in tf1.train.list_variables(checkpoint))
+
+
+def averages_saver():
+    """A Saver that restores each trainable variable of the graph from its moving average."""
+    return tf1.train.Saver(tf1.train.ExponentialMovingAverage(0.0).variables_to_restore())
 
 
 class SplitResult(typing.NamedTuple):

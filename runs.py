@@ -18,7 +18,7 @@ import time
 import tensorflow as tf
 
 from cli import UsageError, read_json
-from model import MODEL_KEYS
+from model import MODEL_DEFAULTS, MODEL_KEYS
 
 tf1 = tf.compat.v1
 
@@ -237,6 +237,8 @@ def check_config(config, path):
     ``MODEL_KEYS`` and a list of ``runs``, each with its ``val_size``); UsageError otherwise."""
     if config is None:
         return None
+    if isinstance(config, dict) and isinstance(config.get("model"), dict):
+        config["model"] = {**MODEL_DEFAULTS, **config["model"]}  # keys added since it was written
     model = config.get("model", {}) if isinstance(config, dict) else None
     runs = config.get("runs") if isinstance(config, dict) else None
     if (not isinstance(model, dict) or ("model" in config and set(MODEL_KEYS) - set(model))

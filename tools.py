@@ -36,7 +36,9 @@ def _weights(shape, fan_in, input_std=1.0):
     stddev = np.sqrt(2.0 / fan_in) / input_std / 0.87962566  # truncation shrinks the spread
     init = tf1.truncated_normal_initializer(stddev=stddev)
     weights = tf1.get_variable("weights", shape, tf.float32, initializer=init)
-    if not any(w is weights for w in tf1.get_collection(WEIGHT_DECAY_COLLECTION)):
+    # (a moving average read in its place, see model.averaged_weights, is not decayed)
+    if weights.trainable and not any(w is weights
+                                     for w in tf1.get_collection(WEIGHT_DECAY_COLLECTION)):
         tf1.add_to_collection(WEIGHT_DECAY_COLLECTION, weights)
     return weights
 
@@ -126,22 +128,31 @@ def vgg_unprocess(images):
 # Loss, accuracy, optimizer
 # ----------------------------------------------------------------------------------------------
 
-def loss(logits, labels, weight_decay=0.0, var_list=None):
+def loss(logits, labels, weight_decay=0.0, var_list=None, label_smoothing=0.0):
     """Mean softmax cross-entropy plus ``weight_decay`` * sum of squared weights / 2.
 
     Returns ``(total_loss, cross_entropy)``. Weight decay covers the conv and fc weights that are
     in ``var_list`` (default: all trainable variables), so frozen layers add nothing.
+    ``label_smoothing`` e makes the total loss's targets 1 - e + e/K for the label and e/K for
+    each of the other K - 1 classes; ``cross_entropy`` stays the plain one, for reporting.
     """
     cross_entropy = tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    objective = cross_entropy
+    if label_smoothing:
+        num_classes = int(logits.shape[-1])
+        targets = (tf.one_hot(labels, num_classes) * (1.0 - label_smoothing)
+                   + label_smoothing / num_classes)
+        objective = tf.reduce_mean(
+            tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
     if not weight_decay:
-        return cross_entropy, cross_entropy
+        return objective, cross_entropy
     trainable = {id(v) for v in (var_list if var_list is not None else tf1.trainable_variables())}
     decayed = [w for w in tf1.get_collection(WEIGHT_DECAY_COLLECTION) if id(w) in trainable]
     if not decayed:
-        return cross_entropy, cross_entropy
+        return objective, cross_entropy
     penalty = weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in decayed])
-    return cross_entropy + penalty, cross_entropy
+    return objective + penalty, cross_entropy
 
 
 def accuracy(logits, labels):
@@ -153,10 +164,10 @@ def accuracy(logits, labels):
 NAN_GRADIENTS = "the gradients are not finite"
 
 
-def make_optimizer(learning_rate, momentum=0.9, precision="fp32"):
-    """Momentum SGD; ``precision="fp16"`` wraps it in dynamic loss scaling for the float16 graph
-    rewrite."""
-    optimizer = tf1.train.MomentumOptimizer(learning_rate, momentum)
+def make_optimizer(learning_rate, momentum=0.9, precision="fp32", nesterov=False):
+    """Momentum SGD (Nesterov's variant with ``nesterov``); ``precision="fp16"`` wraps it in
+    dynamic loss scaling for the float16 graph rewrite."""
+    optimizer = tf1.train.MomentumOptimizer(learning_rate, momentum, use_nesterov=nesterov)
     if precision == "fp16":
         optimizer = tf1.mixed_precision.enable_mixed_precision_graph_rewrite(optimizer)
     return optimizer

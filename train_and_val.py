@@ -10,6 +10,7 @@ best/. Run the same command again to resume from the latest checkpoint; Ctrl-C s
 The test set is never touched here: evaluate.py measures it.
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -42,8 +43,9 @@ def parse_args(argv=None):
                         "convert_weights.py when missing; 'none' trains from scratch")
     p.add_argument("--skip", help="comma-separated layers not to load from --pretrained ('' for "
                                   "none; default: the network's last layer, fc8)")
-    cli.add_flags(p, "arch", "batch-norm", "image-size", "batch-size", "learning-rate",
-                  "lr-schedule", "warmup-steps", "momentum", "weight-decay", "clip-norm",
+    cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
+                  "lr-schedule", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
+                  "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
                   "dropout-keep-prob")
     p.add_argument("--no-augment", action="store_true",
                    help="turn off random crops and flips of the training images")
@@ -82,6 +84,9 @@ def check_args(p, args):
         p.error("--dropout-keep-prob must be in (0, 1]")
     if args.clip_norm < 0 or args.weight_decay < 0 or args.momentum < 0:
         p.error("--clip-norm, --weight-decay and --momentum must not be negative")
+    for flag in ("warmup_fraction", "label_smoothing", "ema_decay"):
+        if not 0 <= getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 0 and below 1")
     args.skip = [network.head] if args.skip is None else [s for s in args.skip.split(",") if s]
     unknown = [s for s in args.skip if s not in network.layers]
     if unknown:
@@ -94,17 +99,25 @@ def check_args(p, args):
         p.error(f"--trainable: {e}")
 
 
+def warmup_steps(args, max_steps):
+    if args.warmup_steps is not None:
+        return args.warmup_steps
+    return round(args.warmup_fraction * max_steps)
+
+
 def learning_rate(args, global_step, max_steps):
     """The learning rate at ``global_step``:
     1) cosine decay from --learning-rate at step 0 to 0 at ``max_steps`` (or constant);
-    2) times a linear warm-up from 1/--warmup-steps to 1 over the first --warmup-steps."""
+    2) times a linear warm-up from 1/W to 1 over the first W steps: --warmup-steps, or else
+       --warmup-fraction of the run."""
     step = tf.cast(global_step, tf.float32)
     rate = tf.constant(args.learning_rate, tf.float32)
     if args.lr_schedule == "cosine":
         progress = tf.minimum(step / float(max_steps), 1.0)
         rate = rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
-    if args.warmup_steps:
-        rate = rate * tf.minimum(1.0, (step + 1.0) / float(args.warmup_steps))
+    warmup = warmup_steps(args, max_steps)
+    if warmup:
+        rate = rate * tf.minimum(1.0, (step + 1.0) / float(warmup))
     return rate
 
 
@@ -149,13 +162,18 @@ def build_graph(args, max_steps, train_split):
     train = model.tower(config, images, labels, is_training=True,
                         weight_decay=args.weight_decay,
                         trainable_layers=nets.get(args.arch).trainable_layers(args.trainable),
-                        dropout_keep_prob=args.dropout_keep_prob)
+                        dropout_keep_prob=args.dropout_keep_prob,
+                        label_smoothing=args.label_smoothing)
     total_loss = train.total_loss
     rate = learning_rate(args, global_step, max_steps)
-    optimizer = tools.make_optimizer(rate, args.momentum, args.precision)
+    optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
     grads_and_vars = tools.compute_gradients(optimizer, total_loss, train.var_list,
                                              args.clip_norm, args.precision)
     train_op = tools.apply_gradients(optimizer, grads_and_vars, global_step)
+    ema = ema_sync = None
+    if args.ema_decay:
+        ema, train_op, ema_sync = model.moving_average(args.ema_decay, global_step, train_op,
+                                                       model.layer_variables())
     tf1.summary.scalar("loss", train.cross_entropy)
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", train.accuracy)
@@ -164,12 +182,15 @@ def build_graph(args, max_steps, train_split):
                       max_outputs=4)
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
-             "progress": [train.cross_entropy, train.accuracy, rate, global_step]}
+             "progress": [train.cross_entropy, train.accuracy, rate, global_step],
+             "ema_sync": ema_sync}
     if args.val_size:
         val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
             args.data_dir, "val", args.batch_size, preprocess=preprocess,
             image_size=args.image_size, val_size=args.val_size), initializable=True)
-        graph["val_tower"] = model.tower(config, val_images, val_labels)
+        # validation reads the moving averages when there are some, as evaluate.py does
+        with model.averaged_weights(ema) if ema else contextlib.nullcontext():
+            graph["val_tower"] = model.tower(config, val_images, val_labels)
     return graph
 
 
@@ -292,6 +313,8 @@ def train(args):
     def warm_start(scaffold, session):
         if pretrained:
             weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1])
+            if graph["ema_sync"] is not None:  # the averages start from the loaded weights
+                session.run(graph["ema_sync"])
 
     # Checkpoints are listed by paths relative to their folder, so a log dir can be copied or
     # moved and resumed, and the rotation of old checkpoints never reaches outside it.

@@ -52,7 +52,7 @@ def image_size_error(side):
 
 
 def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=False,
-          dropout_keep_prob=0.5):
+          dropout_keep_prob=0.5, fc_size=FC_SIZE):
     """Build VGG on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
 
     Variables live at the root of the variable scope (``conv1_1/weights`` ... ``fc8/biases``) and
@@ -62,6 +62,8 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
     layer, ``pool1``..``pool5``, ``fc6``, ``fc7`` (after ReLU, before dropout) and ``logits`` to
     its tensor. ``num_classes`` None or 0 leaves out fc8 and returns fc7's output (after dropout
     while training) in place of the logits, as Keras's ``include_top=False`` returns features.
+    ``fc_size`` is the width of fc6 and fc7 (4096 in the paper); 0 leaves them out, so that fc8
+    reads pool5 directly (the usual head for 32x32 inputs: 512 -> classes).
     """
     if arch not in CONFIGS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -81,8 +83,8 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
             name = f"pool{block}"
             net = tools.max_pool(name, net)
             end_points[name] = net
-        for name in ("fc6", "fc7"):
-            net = tools.fc(name, net, FC_SIZE)
+        for name in ("fc6", "fc7") if fc_size else ():
+            net = tools.fc(name, net, fc_size)
             end_points[name] = net
             net = tools.dropout(net, dropout_keep_prob, is_training)
         if not num_classes:

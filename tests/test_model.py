@@ -177,3 +177,76 @@ def test_every_module_says_what_it_is_for():
     for name, tree in project_modules().items():
         doc = ast.get_docstring(tree)
         assert doc and len(doc.split()) >= 12, name
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipe options: label smoothing, test-time flips, moving averages of the weights
+# ----------------------------------------------------------------------------------------------
+
+def test_label_smoothing_changes_the_loss_as_the_formula_says():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (6, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 6).astype(np.int32)
+    with tf.Graph().as_default():
+        total, plain = tools.loss(tf.constant(logits), tf.constant(labels), label_smoothing=0.2)
+        with tf1.Session() as sess:
+            total, plain = sess.run([total, plain])
+    log_p = logits - logits.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    targets = np.full((6, 10), 0.2 / 10)
+    targets[np.arange(6), labels] += 0.8
+    assert total == pytest.approx(-(targets * log_p).sum(1).mean(), rel=1e-5)
+    assert plain == pytest.approx(-log_p[np.arange(6), labels].mean(), rel=1e-5)
+    assert total != pytest.approx(plain)
+
+
+def test_flip_average_is_the_mean_of_two_predictions():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-100, 100, (3, 32, 32, 3)).astype(np.float32)
+    with tf.Graph().as_default():
+        images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        labels = tf.constant([0, 1, 2])
+        tower = model.tower(CONFIG, images, labels, flip_average=True)
+        logits, _ = model.inference(CONFIG, images)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            averaged = sess.run(tf.exp(tower.logits), {images: x})
+            plain = sess.run(tf.nn.softmax(logits), {images: x})
+            mirrored = sess.run(tf.nn.softmax(logits), {images: x[:, :, ::-1]})
+    np.testing.assert_allclose(averaged, (plain + mirrored) / 2, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(plain, mirrored, atol=1e-3)  # the mirror image does change them
+
+
+def test_moving_averages_are_what_evaluation_restores(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-100, 100, (4, 32, 32, 3)).astype(np.float32)
+    y = np.array([1, 2, 3, 4], np.int32)
+    prefix = str(tmp_path / "model.ckpt")
+    with tf.Graph().as_default():
+        step = tf1.train.get_or_create_global_step()
+        tower = model.tower(CONFIG, tf.constant(x), tf.constant(y), is_training=True)
+        optimizer = tools.make_optimizer(0.01)
+        train_op = tools.apply_gradients(
+            optimizer, tools.compute_gradients(optimizer, tower.total_loss, clip_norm=5.0), step)
+        ema, train_op, _ = model.moving_average(0.5, step, train_op, model.layer_variables())
+        with model.averaged_weights(ema):
+            averaged_logits, _ = model.inference(CONFIG, tf.constant(x))
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train_op)
+            expected = sess.run(averaged_logits)
+            tf1.train.Saver().save(sess, prefix, global_step=3)
+    checkpoint = prefix + "-3"
+    assert model.has_moving_averages(checkpoint)
+    with tf.Graph().as_default():
+        logits, _ = model.inference(CONFIG, tf.constant(x))
+        tf1.train.get_or_create_global_step()
+        with tf1.Session() as sess:
+            model.averages_saver().restore(sess, checkpoint)
+            fc7 = sess.run(tf1.trainable_variables("fc7")[0])
+            got = sess.run(logits)
+    np.testing.assert_array_equal(
+        fc7, tf1.train.load_variable(checkpoint, "fc7/weights/ExponentialMovingAverage"))
+    assert not np.array_equal(fc7, tf1.train.load_variable(checkpoint, "fc7/weights"))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)  # validation saw the same network

@@ -224,3 +224,26 @@ def test_weight_decay_covers_trainable_conv_and_fc_weights_only():
                                                        if v.op.name.endswith("weights")]],
                                 {images: x})
         np.testing.assert_allclose(t - c, 0.5 * sum((w ** 2).sum() / 2 for w in ws), rtol=1e-4)
+
+
+@pytest.mark.parametrize("fc_size,fc_shapes", [
+    (0, [("fc8/weights", [512, 10])]),
+    (256, [("fc6/weights", [512, 256]), ("fc7/weights", [256, 256]), ("fc8/weights", [256, 10])]),
+])
+def test_fc_size_sets_or_removes_the_hidden_fully_connected_layers(fc_size, fc_shapes):
+    with tf.Graph().as_default():
+        images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, end_points = vgg16.build(images, 10, "vgg11", fc_size=fc_size)
+        shapes = [(v.op.name, v.shape.as_list()) for v in tf1.global_variables()
+                  if v.op.name.startswith("fc") and v.op.name.endswith("weights")]
+    assert shapes == fc_shapes
+    assert logits.shape.as_list() == [None, 10]
+    assert ("fc6" in end_points) == bool(fc_size)
+
+
+def test_a_run_saved_before_fc_size_reads_as_the_papers_head():
+    import runs
+
+    config = {"model": {"arch": "vgg16", "batch_norm": False, "image_size": 32,
+                        "num_classes": 10}, "runs": [{"val_size": 5000}]}
+    assert runs.check_config(config, "config.json")["model"]["fc_size"] == 4096

@@ -166,6 +166,10 @@ BAD_FLAGS = [
     (["--epochs", "inf"], "--epochs"),
     (["--clip-norm", "-1"], "--clip-norm"),
     (["--skip", "fc9"], "--skip: fc9 not a layer of vgg11"),
+    (["--label-smoothing", "1"], "--label-smoothing"),
+    (["--ema-decay", "1.5"], "--ema-decay"),
+    (["--warmup-fraction", "-0.1"], "--warmup-fraction"),
+    (["--fc-size", "-1"], "--fc-size"),
 ]
 
 
@@ -224,7 +228,7 @@ def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((logs / "train" / "config.json").read_text())
     assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
-                               "num_classes": 10}
+                               "num_classes": 10, "fc_size": 4096}
     evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
 

@@ -163,8 +163,10 @@ def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
 
 def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     root, weights = workspace
+    # (with moving averages of the weights, which start from the loaded weights)
     result = run("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
-                                                 "--max-steps", 8, "--val-every", 100),
+                                                 "--max-steps", 8, "--val-every", 100,
+                                                 "--ema-decay", "0.9"),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
@@ -172,8 +174,18 @@ def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     for layer in vgg16.conv_layer_names("vgg11"):
         np.testing.assert_array_equal(tf1.train.load_variable(checkpoint, f"{layer}/weights"),
                                       weights[layer][0])
+        np.testing.assert_array_equal(tf1.train.load_variable(
+            checkpoint, f"{layer}/weights/ExponentialMovingAverage"), weights[layer][0])
     assert not np.array_equal(tf1.train.load_variable(checkpoint, "fc7/weights"),
                               weights["fc7"][0])
+    average = tf1.train.load_variable(checkpoint, "fc7/weights/ExponentialMovingAverage")
+    assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "fc7/weights"))
+    assert not np.array_equal(average, weights["fc7"][0])
+    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
+                    "--tta", "flip", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "evaluating the moving averages" in evaluated.stdout
+    assert "evaluated 203 test images" in evaluated.stdout
 
 
 def wait_for_checkpoint(folder, process, beyond=-1, timeout=180):

@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--pretrained", default="auto",
                    help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
                         "convert_weights.py when missing; 'none' trains from scratch")
+    p.add_argument("--fold-fc6", action="store_true",
+                   help="at inputs whose pool5 is 1x1 (32x32), load the pretrained fc6 summed over "
+                        "its 7x7 positions instead of leaving fc6 at its initial value")
     p.add_argument("--skip", help="comma-separated layers not to load from --pretrained ('' for "
                                   "none; default: the network's last layer, fc8)")
     cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
@@ -136,8 +139,9 @@ def resolve_pretrained(args):
         return None
     path = os.path.join("pretrained", f"{args.arch}.npy")
     if not os.path.exists(path):
-        # fc6 only fits 224x224 inputs; otherwise the small convolution-only weights suffice.
-        include_top = args.image_size == 224 and "fc6" not in args.skip
+        # fc6 only fits 224x224 inputs (or, summed, 32x32 with --fold-fc6); otherwise the small
+        # convolution-only weights suffice.
+        include_top = (args.image_size == 224 or args.fold_fc6) and "fc6" not in args.skip
         print(f"{path} is missing: writing it from Keras's ImageNet weights "
               f"({'with' if include_top else 'without'} fc6-fc8).")
         try:
@@ -312,7 +316,8 @@ def train(args):
 
     def warm_start(scaffold, session):
         if pretrained:
-            weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1])
+            weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1],
+                                    fold=("fc6",) if args.fold_fc6 else ())
             if graph["ema_sync"] is not None:  # the averages start from the loaded weights
                 session.run(graph["ema_sync"])
 

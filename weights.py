@@ -166,7 +166,19 @@ def check_finite(layers, path, skip=()):
     return layers
 
 
-def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, layers=None):
+def fold_positions(weights, in_size):
+    """Weights of a fully connected layer that read a HxWxC map (rows in height, width, channel
+    order, as the public fc6's 7x7x512), summed over the HxW positions so that they read a
+    1x1xC map: on a C-vector f they give what the original gives on f copied to every position.
+    None when the rows are not a whole number of ``in_size`` blocks."""
+    rows, out = weights.shape
+    if rows % in_size or rows == in_size:
+        return None
+    return weights.reshape(rows // in_size, in_size, out).sum(axis=0)
+
+
+def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, layers=None,
+                    fold=()):
     """Copy a weights file into the layers of the session's graph (``graph_layers``).
 
     The values are fed into the variables' own initializers, so no constant is added to the graph
@@ -175,6 +187,8 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
     ``not in graph``, and prints one line each unless ``verbose`` is False. A shape mismatch
     leaves that layer at its initial value; with ``strict=True`` it raises ``WeightsFileError``.
     ``layers``: the file's contents when they were read already (``read_weights(path)``).
+    ``fold``: layers whose file weights read a larger map than the graph's 1x1 one (fc6 of the
+    public file at 32x32 inputs) and are loaded summed over its positions (``fold_positions``).
     """
     weights = read_weights(path) if layers is None else layers
     variables = graph_layers(session.graph)
@@ -190,7 +204,16 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
         else:
             pairs = list(zip(variables[layer], weights[layer]))
             shapes = [(tuple(v.shape.as_list()), a.shape) for v, a in pairs]
-            if any(g != f for g, f in shapes):
+            folded = None
+            if layer in fold and len(shapes[0][0]) == 2 and shapes[1][0] == shapes[1][1]:
+                folded = fold_positions(pairs[0][1], shapes[0][0][0])
+            if folded is not None and folded.shape == shapes[0][0]:
+                for variable, value in ((pairs[0][0], folded), pairs[1]):
+                    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+                report.append((layer, "loaded", f"weights {shapes[0][1]} summed over "
+                               f"{shapes[0][1][0] // shapes[0][0][0]} positions to "
+                               f"{shapes[0][0]}"))
+            elif any(g != f for g, f in shapes):
                 detail = ", ".join(f"{n} file {f} vs graph {g}"
                                    for n, (g, f) in zip(("weights", "biases"), shapes) if g != f)
                 report.append((layer, "shape mismatch", detail + "; left at its initial value"))

@@ -212,3 +212,27 @@ def test_files_that_are_not_weights_are_clear_errors(tmp_path, content, message)
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(tools.WeightsFileError, match="cannot read it"):
         tools.read_weights(str(tmp_path / "absent.npy"))
+
+
+def test_fc6_summed_over_positions_reads_a_1x1_map_as_the_original_reads_copies(tmp_path):
+    rng = np.random.default_rng(6)
+    public = rng.standard_normal((7 * 7 * 512, 64)).astype(np.float32)  # fc6, 64 wide here
+    folded = weights.fold_positions(public, 512)
+    assert folded.shape == (512, 64)
+    f = rng.standard_normal(512).astype(np.float32)
+    copies = np.tile(f, 49)  # a 7x7x512 map with f at every position, flattened H, W, C
+    np.testing.assert_allclose(f @ folded, copies @ public, rtol=1e-4, atol=1e-3)
+    assert weights.fold_positions(public, 500) is None
+    # and the loader does it for fc6 when asked, reporting it
+    layers = random_layers(fc6_in=7 * 7 * 512, seed=7)
+    path = str(tmp_path / "w.npy")
+    py2_npy.write(path, layers)
+    with session_with_vgg16(num_classes=10) as sess:
+        report = tools.load_pretrained(path, sess, skip=("fc8",), verbose=False,
+                                       fold=("fc6",))
+        fc6 = values(sess)["fc6"]
+    status = {layer: (s, d) for layer, s, d in report}["fc6"]
+    assert status[0] == "loaded" and "summed over 49 positions" in status[1]
+    np.testing.assert_allclose(fc6[0], weights.fold_positions(layers["fc6"][0], 512),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(fc6[1], layers["fc6"][1])

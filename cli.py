@@ -108,12 +108,16 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 FLAGS = {
     # data
-    "dataset": dict(default="cifar10", help="which data set (%(choices)s)"),
+    "dataset": dict(default="cifar10", help="which data set (%(choices)s): 'folder' reads "
+                    "DATA_DIR/<class>/<image> or DATA_DIR/train/<class>/... and test/<class>/..."),
+    "skip-bad-images": dict(action="store_true", help="with --dataset folder: leave out images "
+                            "that cannot be read, with a count, instead of stopping"),
     "data-dir": dict(default="data", help="folder holding cifar-10-batches-bin/, or the .bin "
                      "files themselves (train_and_val.py downloads CIFAR-10 there when missing)"),
-    "val-size": dict(type=at_least(0), default=5000, help="training images held out for "
-                     "validation, the last ones of the training files (train_and_val.py: 0 "
-                     "trains on all 50,000 without validation)"),
+    "val-size": dict(type=at_least(0), help="training images held out for validation "
+                     "(default: a tenth of them: 5,000 of CIFAR-10's 50,000, the last ones of "
+                     "its training files; a stable hashed tenth of a folder's); train_and_val.py "
+                     "takes 0 as: train on all of them, no validation"),
     "split": dict(choices=("test", "val", "train", "trainval"), default="test",
                   help="which images: 'val' is the training run's held-out part"),
     # the model

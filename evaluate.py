@@ -33,7 +33,7 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "dataset", "data-dir", "log-dir")
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir", dataset=None)
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
     cli.add_flags(p, "split", "batch-size", "precision", "xla", batch_size=250)
@@ -51,18 +51,27 @@ def parse_args(argv=None):
     return args
 
 
+def dataset_of(args, config):
+    """--dataset, or else the data set the run trained on."""
+    return args.dataset or config["runs"][-1].get("dataset", "cifar10")
+
+
 class Evaluator:
     """The evaluation graph of one model, reusable for several checkpoints."""
 
     def __init__(self, args, config):
         self.model = config["model"]
-        source = input_data.SOURCES[args.dataset]
+        dataset = dataset_of(args, config)
+        source = input_data.SOURCES[dataset]
+        options = {"skip_bad_images": True} if args.skip_bad_images else {}
+        source.validate(args.data_dir, args.split, **options)
+        self.class_names = config.get("class_names") or source.class_names(args.data_dir)
         self.graph = tf.Graph()
         with self.graph.as_default():
             images, labels, self.iterator = model.inputs(lambda: source.read(
                 args.data_dir, args.split, args.batch_size, image_size=self.model["image_size"],
                 preprocess=nets.get(self.model["arch"]).preprocess,
-                val_size=config["runs"][-1]["val_size"]), initializable=True)
+                val_size=config["runs"][-1]["val_size"], **options), initializable=True)
             self.tower = model.tower(self.model, images, labels,
                                      flip_average=args.tta == "flip")
             self.global_step = tf1.train.get_or_create_global_step()
@@ -114,10 +123,9 @@ def plot_confusion(matrix, names, title, path):
     plt.close(fig)
 
 
-def report(args, checkpoint, step, result):
+def report(args, checkpoint, step, result, names):
     """Print the figures of ``result``; write the confusion matrix PNG, the JSON report and the
-    TensorBoard summaries to LOG_DIR/eval."""
-    names = input_data.SOURCES[args.dataset].class_names(args.data_dir)
+    TensorBoard summaries to LOG_DIR/eval. ``names``: the class names, in label order."""
     loss = result.loss
     matrix = confusion_matrix(result.labels, result.predictions, len(names))
     count = int(matrix.sum())
@@ -158,7 +166,7 @@ def watch(args):
     try:
         for checkpoint in tf1.train.checkpoints_iterator(train_dir):
             evaluator = evaluator or Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-            report(args, checkpoint, *evaluator.run(checkpoint))
+            report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names)
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("Stopped watching.")
@@ -167,12 +175,11 @@ def watch(args):
 
 def evaluate(args):
     devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
-    input_data.SOURCES[args.dataset].validate(args.data_dir, args.split)
     if args.watch:
         return watch(args)
     checkpoint = runs.find_checkpoint(args.log_dir, args.checkpoint, args.best)
     evaluator = Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-    report(args, checkpoint, *evaluator.run(checkpoint))
+    report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names)
     return 0
 
 

@@ -37,7 +37,7 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "dataset", "data-dir", "log-dir")
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir")
     p.add_argument("--pretrained", default="auto",
                    help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
                         "convert_weights.py when missing; 'none' trains from scratch")
@@ -95,7 +95,8 @@ def check_args(p, args):
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
                 f"({', '.join(network.layers)})")
-    args.num_classes = input_data.SOURCES[args.dataset].num_classes
+    if args.skip_bad_images and args.dataset != "folder":
+        p.error("--skip-bad-images goes with --dataset folder")
     try:
         network.trainable_layers(args.trainable)
     except ValueError as e:
@@ -106,6 +107,11 @@ def warmup_steps(args, max_steps):
     if args.warmup_steps is not None:
         return args.warmup_steps
     return round(args.warmup_fraction * max_steps)
+
+
+def data_options(args):
+    """Options the data set's functions take beyond the usual ones."""
+    return {"skip_bad_images": True} if args.skip_bad_images else {}
 
 
 def learning_rate(args, global_step, max_steps):
@@ -162,7 +168,7 @@ def build_graph(args, max_steps, train_split):
     images, labels, _ = model.inputs(lambda: source.read(
         args.data_dir, train_split, args.batch_size, shuffle=True, augment=not args.no_augment,
         preprocess=preprocess, image_size=args.image_size, repeat=True, seed=args.seed,
-        val_size=args.val_size))
+        val_size=args.val_size, **data_options(args)))
     train = model.tower(config, images, labels, is_training=True,
                         weight_decay=args.weight_decay,
                         trainable_layers=nets.get(args.arch).trainable_layers(args.trainable),
@@ -188,10 +194,11 @@ def build_graph(args, max_steps, train_split):
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [train.cross_entropy, train.accuracy, rate, global_step],
              "ema_sync": ema_sync}
-    if args.val_size:
+    if args.val_size != 0:
         val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
             args.data_dir, "val", args.batch_size, preprocess=preprocess,
-            image_size=args.image_size, val_size=args.val_size), initializable=True)
+            image_size=args.image_size, val_size=args.val_size, **data_options(args)),
+            initializable=True)
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
             graph["val_tower"] = model.tower(config, val_images, val_labels)
@@ -224,6 +231,7 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
         # A checkpoint that lost its config.json fits the graph of these flags (check_resume
         # compared their shapes), so they describe its model.
         config["model"] = model.model_config(args)
+    config["class_names"] = input_data.SOURCES[args.dataset].class_names(args.data_dir)
     config["runs"].append({**vars(args), "pretrained_file": pretrained,
                            "start_step": int(start_step), "max_steps": max_steps,
                            "train_split": train_split, "train_images": train_images,
@@ -236,7 +244,7 @@ def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps):
     checkpoint hook comes after the NaN guard, so a step that made the loss NaN is never saved
     (MonitoredTrainingSession would put its own before every hook passed in)."""
     validation = None
-    if args.val_size:
+    if args.val_size != 0:
         validation = hooks.ValidationHook(args.val_every, graph["val_iterator"],
                                           graph["val_tower"], run, graph["global_step"])
     progress = hooks.ProgressHook(args.log_every, graph["progress"], args.batch_size,
@@ -297,8 +305,13 @@ def train(args):
     devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
     source = input_data.SOURCES[args.dataset]
     source.prepare(args.data_dir)
-    train_split = "train" if args.val_size else "trainval"
-    train_images = source.num_examples(args.data_dir, train_split, args.val_size)
+    if args.val_size is None:
+        args.val_size = source.default_val_size(args.data_dir)
+    args.num_classes = source.num_classes(args.data_dir)
+    train_split = "trainval" if args.val_size == 0 else "train"
+    source.validate(args.data_dir, train_split, **data_options(args))
+    train_images = source.num_examples(args.data_dir, train_split, args.val_size,
+                                       **data_options(args))
     steps_per_epoch = train_images / args.batch_size
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
     run.make()

@@ -321,6 +321,25 @@ def unprocess_batch(images, mode):
     return images
 
 
+def _check_read_arguments(preprocess, batch_size, image_size):
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
+                         f"{', '.join(PREPROCESS)}")
+    if batch_size < 1 or image_size < 1:
+        raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
+                         "least 1")
+
+
+def _batch(data, batch_size, shuffle, augment, seed):
+    """Batches (the last partial one dropped when shuffling), each paired with a stateless seed
+    pair for its augmentation when ``augment``: drawn from a stream fixed by ``seed``, so the
+    crops and flips do not depend on the order in which the parallel map runs."""
+    data = data.batch(batch_size, drop_remainder=shuffle)
+    if augment:
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2)))
+    return data
+
+
 def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
                  image_size=IMAGE_SIZE, repeat=False, seed=None, val_size=VAL_EXAMPLES):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split.
@@ -332,12 +351,7 @@ def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, prep
     ``none`` (RGB 0..255). ``seed`` fixes the shuffling and augmentation. Works eagerly and in a
     ``tf.compat.v1`` graph. The files are validated first (DataError); nothing is downloaded.
     """
-    if preprocess not in PREPROCESS:
-        raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
-                         f"{', '.join(PREPROCESS)}")
-    if batch_size < 1 or image_size < 1:
-        raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
-                         "least 1")
+    _check_read_arguments(preprocess, batch_size, image_size)
     paths = validate(data_dir, split)
     total = _record_count(paths)
     # The records stay as strings read from the files (not constants in the graph) and are
@@ -351,11 +365,7 @@ def read_cifar10(data_dir, split, batch_size, shuffle=False, augment=False, prep
         data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
-    data = data.batch(batch_size, drop_remainder=shuffle)
-    if augment:
-        # One stateless seed pair per batch from a stream fixed by ``seed``: the crops and flips
-        # do not depend on the order in which the parallel map runs.
-        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2)))
+    data = _batch(data, batch_size, shuffle, augment, seed)
 
     def transform(records, batch_seed=None):
         images, labels = decode(records)
@@ -707,12 +717,7 @@ def read_folder(data_dir, split, batch_size, shuffle=False, augment=False, prepr
     (DataError); ``skip_bad_images`` leaves the bad ones out. Works eagerly and in a
     ``tf.compat.v1`` graph."""
     image_size = IMAGE_SIZE if image_size is None else image_size
-    if preprocess not in PREPROCESS:
-        raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
-                         f"{', '.join(PREPROCESS)}")
-    if batch_size < 1 or image_size < 1:
-        raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
-                         "least 1")
+    _check_read_arguments(preprocess, batch_size, image_size)
     files = _folder_split(data_dir, split, val_size, skip_bad_images)
     total = len(files)
     # Relative paths (short constants in the graph), joined to DATA_DIR in the map.
@@ -741,9 +746,7 @@ def read_folder(data_dir, split, batch_size, shuffle=False, augment=False, prepr
         data = data.repeat()
     if not cache:  # shuffle the paths, decode each epoch
         data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    data = data.batch(batch_size, drop_remainder=shuffle)
-    if augment:
-        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2)))
+    data = _batch(data, batch_size, shuffle, augment, seed)
 
     def transform(images, labels):
         return preprocess_batch(images, preprocess), labels

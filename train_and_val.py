@@ -49,7 +49,7 @@ def parse_args(argv=None):
     cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
                   "lr-schedule", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
-                  "dropout-keep-prob")
+                  "dropout-keep-prob", fc_size=None)
     p.add_argument("--no-augment", action="store_true",
                    help="turn off random crops and flips of the training images")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
@@ -107,6 +107,16 @@ def warmup_steps(args, max_steps):
     if args.warmup_steps is not None:
         return args.warmup_steps
     return round(args.warmup_fraction * max_steps)
+
+
+def resolve_fc_size(args, run):
+    """--fc-size when given; else a resumed run's own; else the paper's 4096 where pretrained
+    fc6/fc7 can load (224x224, or --fold-fc6) and 0 (fc8 on pool5) otherwise: measured on real
+    CIFAR-10 images from scratch, that head beats 4096-wide fc6/fc7 (README, Recipes)."""
+    if args.fc_size is None:
+        config = run.config() or {}
+        args.fc_size = config["model"]["fc_size"] if "model" in config else (
+            cli.default("fc-size") if args.image_size == 224 or args.fold_fc6 else 0)
 
 
 def data_options(args):
@@ -317,6 +327,7 @@ def train(args):
     run.make()
     run.lock()  # one run per log dir; held until this process ends
     run.tidy()  # leftovers of an interrupted save, the checkpoint index
+    resolve_fc_size(args, run)
 
     graph = build_graph(args, max_steps, train_split)
     checkpoint, start_step, pretrained = start_or_resume(args, run)

@@ -73,7 +73,7 @@ def write_dataset(data_dir, per_file=100, test_count=203, seed=0):
 # ----------------------------------------------------------------------------------------------
 
 COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
-          "--warmup-steps", "5"]
+          "--warmup-steps", "5", "--fc-size", "4096"]
 
 
 def train_args(root, tmp_path, *flags):

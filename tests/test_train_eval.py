@@ -5,9 +5,12 @@ weights file in the public layout, so the runs take seconds on a CPU.
 """
 
 import json
+import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -16,6 +19,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 import devices
+import helpers
 import tools
 import vgg16
 from helpers import COMMON, own_lines, run, start, train_args
@@ -279,3 +283,29 @@ def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
     losses = progress(result.stdout, "loss")
     assert losses[-1] < 0.5 * losses[0]
     assert validations(result.stdout)[-1][1] > 0.3
+
+
+def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
+    """Without --fc-size: 0 (fc8 on pool5) at 32x32, 4096 where pretrained fc6 loads (224x224,
+    --fold-fc6), and a resumed run's own; given, it is kept. One process parses every case."""
+    logs = tmp_path / "logs"
+    (logs / "train").mkdir(parents=True)
+    (logs / "train" / "config.json").write_text(json.dumps({
+        "model": {"arch": "vgg11", "batch_norm": False, "image_size": 32, "num_classes": 10,
+                  "fc_size": 256}, "runs": [{"val_size": 100}]}))
+    cases = [(["--log-dir", tmp_path / "new"], 0),
+             (["--log-dir", tmp_path / "new", "--image-size", "224"], 4096),
+             (["--log-dir", tmp_path / "new", "--fold-fc6"], 4096),
+             (["--log-dir", tmp_path / "new", "--fc-size", "512"], 512),
+             (["--log-dir", logs], 256)]
+    code = (f"import json, sys; sys.path.insert(0, {helpers.ROOT!r}); import runs, "
+            "train_and_val; out = []\n"
+            f"for flags in {[[str(f) for f in flags] for flags, _ in cases]!r}:\n"
+            "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
+            "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir))\n"
+            "    out.append(args.fc_size)\n"
+            "print(json.dumps(out))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [size for _, size in cases]

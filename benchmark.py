@@ -227,7 +227,7 @@ def program_rate(args, data_dir, log_dir):
     command = [sys.executable, os.path.join(ROOT, "train_and_val.py"), "--data-dir", data_dir,
                "--log-dir", log_dir, "--arch", args.arch, "--pretrained", "none",
                "--batch-size", str(args.batch_size), "--image-size", str(args.image_size),
-               "--val-size", "0",
+               "--val-size", "0", "--fc-size", str(cli.default("fc-size")),
                "--max-steps", str(steps), "--log-every", str(args.steps),
                "--precision", args.precision] + (["--xla"] if args.xla else [])
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

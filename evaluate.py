@@ -63,9 +63,17 @@ class Evaluator:
         self.model = config["model"]
         dataset = dataset_of(args, config)
         source = input_data.SOURCES[dataset]
+        if args.skip_bad_images and dataset != "folder":
+            raise cli.UsageError("--skip-bad-images goes with --dataset folder")
+        names = source.class_names(args.data_dir)
+        trained = config.get("class_names") or names
+        if names != trained:  # labels are positions in the sorted class folders
+            raise cli.UsageError(f"{args.data_dir} has the classes {', '.join(names)}; the run "
+                                 f"was trained on {', '.join(trained)}: evaluate on images of "
+                                 "the same classes")
+        self.class_names = trained
         options = {"skip_bad_images": True} if args.skip_bad_images else {}
         source.validate(args.data_dir, args.split, **options)
-        self.class_names = config.get("class_names") or source.class_names(args.data_dir)
         self.graph = tf.Graph()
         with self.graph.as_default():
             images, labels, self.iterator = model.inputs(lambda: source.read(

@@ -87,7 +87,10 @@ def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable
     if flip_average:
         mirrored, _ = inference(config, tf.reverse(images, axis=[2]), is_training,
                                 dropout_keep_prob)
-        logits = tf.math.log((tf.nn.softmax(logits) + tf.nn.softmax(mirrored)) / 2.0)
+        # log of the mean probability, computed in log space so that it stays finite
+        logits = tf.reduce_logsumexp(tf.stack([tf.nn.log_softmax(logits),
+                                               tf.nn.log_softmax(mirrored)]), axis=0) \
+            - tf.math.log(2.0)
     labels = tf.cast(labels, tf.int32)
     var_list = layer_variables(trainable_layers)
     total_loss, cross_entropy = tools.loss(logits, labels, weight_decay, var_list,

@@ -88,6 +88,9 @@ class RunDir:
         handle.flush()
         self._lock = handle  # closed, and so released, when the process ends
 
+    # How many checkpoints the savers keep in train/ and best/.
+    KEEP = {"train": 5, "best": 1}
+
     def tidy(self):
         """Before training: remove what an interrupted save left in train/ and best/, and make
         each folder's checkpoint index list its complete checkpoints by relative path (after a
@@ -99,7 +102,7 @@ class RunDir:
                     path = os.path.join(folder, name)
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
                     notes.append(f"removed {path}, left by an interrupted save")
-            notes += reindex(folder)
+            notes += reindex(folder, self.KEEP[os.path.basename(folder)])
         for note in notes:
             print(note)
         return notes
@@ -126,10 +129,10 @@ def complete_checkpoints(folder):
         if not match:
             continue
         prefix = os.path.join(folder, name[:-len(".index")])
-        shards = [n for n in os.listdir(folder)
-                  if n.startswith(os.path.basename(prefix) + ".data-")]
-        counts = {int(n.rsplit("-of-", 1)[1]) for n in shards if "-of-" in n}
-        if len(counts) == 1 and len(shards) == counts.pop():
+        shards = [re.fullmatch(re.escape(os.path.basename(prefix)) + r"\.data-\d+-of-(\d+)", n)
+                  for n in os.listdir(folder)]
+        counts = {int(m.group(1)) for m in shards if m}
+        if len(counts) == 1 and sum(1 for m in shards if m) == counts.pop():
             prefixes.append(prefix)
     return sorted(prefixes, key=_step)
 
@@ -145,11 +148,12 @@ def damage(prefix):
     return ""
 
 
-def reindex(folder):
+def reindex(folder, keep=5):
     """Point ``folder``'s checkpoint index at its newest complete, readable checkpoint and list
     the checkpoints by path relative to ``folder``, so that the folder can be copied or moved
     and the saver's rotation never reaches outside it. Damaged checkpoints are named and left
-    out; no checkpoint file is touched. Returns notes for the user."""
+    out; no checkpoint file is touched. A rebuilt index lists the newest ``keep`` (what the saver
+    keeps), so that its rotation deletes none of the older ones. Returns notes for the user."""
     notes, present = [], complete_checkpoints(folder)
     while present:
         why = damage(present[-1])
@@ -163,7 +167,7 @@ def reindex(folder):
     if state is None:
         notes.append(f"{folder} had no checkpoint index; rebuilt it from the checkpoints there "
                      f"(newest {wanted[-1]})")
-        kept = wanted
+        kept = wanted[-keep:]
     else:  # the ones it listed (rotation may delete them) that are still good, and the newest
         listed = [os.path.basename(p) for p in state.all_model_checkpoint_paths]
         kept = [name for name in listed if name in wanted[:-1]] + wanted[-1:]
@@ -266,12 +270,18 @@ def checkpoint_mismatch(checkpoint, variables):
     return "; ".join(problems)
 
 
-def check_resume(run, model, val_size, checkpoint, variables):
-    """A checkpoint resumes only a run of the same ``model`` and validation split; UsageError
-    saying what differs otherwise."""
+def check_resume(run, model, val_size, checkpoint, variables, ema_decay=0.0):
+    """A checkpoint resumes only a run of the same ``model`` and validation split, with moving
+    averages of the weights if and only if it had them; UsageError saying what differs
+    otherwise."""
     config = run.config() or {}
     saved = config.get("model")
     last_val_size = config["runs"][-1]["val_size"] if config.get("runs") else val_size
+    last_ema = config["runs"][-1].get("ema_decay", 0.0) if config.get("runs") else ema_decay
+    if bool(last_ema) != bool(ema_decay):
+        raise UsageError(f"{run.train} was trained with --ema-decay {last_ema or 0}; resume it "
+                         f"with {'a' if last_ema else 'no'} --ema-decay (the averages are part "
+                         "of its checkpoints), or use another --log-dir")
     if last_val_size != val_size:
         raise UsageError(f"{run.train} was trained with --val-size {last_val_size}; "
                          f"another --val-size ({val_size}) would validate on images "

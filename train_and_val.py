@@ -95,6 +95,9 @@ def check_args(p, args):
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
                 f"({', '.join(network.layers)})")
+    if args.fold_fc6 and args.image_size != network.default_image_size:
+        p.error(f"--fold-fc6 needs pool5 to be 1x1, i.e. --image-size "
+                f"{network.default_image_size}")
     if args.skip_bad_images and args.dataset != "folder":
         p.error("--skip-bad-images goes with --dataset folder")
     try:
@@ -109,12 +112,12 @@ def warmup_steps(args, max_steps):
     return round(args.warmup_fraction * max_steps)
 
 
-def resolve_fc_size(args, run):
+def resolve_fc_size(args, run, resuming):
     """--fc-size when given; else a resumed run's own; else the paper's 4096 where pretrained
     fc6/fc7 can load (224x224, or --fold-fc6) and 0 (fc8 on pool5) otherwise: measured on real
     CIFAR-10 images from scratch, that head beats 4096-wide fc6/fc7 (README, Recipes)."""
     if args.fc_size is None:
-        config = run.config() or {}
+        config = (run.config() or {}) if resuming else {}
         args.fc_size = config["model"]["fc_size"] if "model" in config else (
             cli.default("fc-size") if args.image_size == 224 or args.fold_fc6 else 0)
 
@@ -222,14 +225,20 @@ def start_or_resume(args, run):
     checkpoint = run.latest_checkpoint()
     if checkpoint:
         runs.check_resume(run, model.model_config(args), args.val_size, checkpoint,
-                          tf1.global_variables())
+                          tf1.global_variables(), args.ema_decay)
         start_step = tf1.train.load_variable(checkpoint, "global_step")
         print(f"Resuming from {checkpoint} (step {start_step}); pretrained weights not loaded.")
         return checkpoint, start_step, None
     path = resolve_pretrained(args)
     if not path:
         return None, 0, None
-    return None, 0, (path, weights.check_finite(weights.read_weights(path), path, args.skip))
+    layers = weights.check_finite(weights.read_weights(path), path, args.skip)
+    if args.fc_size and "fc6" not in layers and "fc6" not in args.skip and (
+            args.fold_fc6 or args.image_size == 224):
+        raise cli.UsageError(f"{path} has no fc6 to load (it holds the convolutions only); "
+                             "write one with fc6-fc8 (python convert_weights.py --out ANOTHER."
+                             "npy) and pass it with --pretrained")
+    return None, 0, (path, layers)
 
 
 def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_split,
@@ -327,7 +336,7 @@ def train(args):
     run.make()
     run.lock()  # one run per log dir; held until this process ends
     run.tidy()  # leftovers of an interrupted save, the checkpoint index
-    resolve_fc_size(args, run)
+    resolve_fc_size(args, run, resuming=run.latest_checkpoint() is not None)
 
     graph = build_graph(args, max_steps, train_split)
     checkpoint, start_step, pretrained = start_or_resume(args, run)
@@ -342,6 +351,7 @@ def train(args):
         if pretrained:
             weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1],
                                     fold=("fc6",) if args.fold_fc6 else ())
+            pretrained[1].clear()  # (the file's arrays are in the graph now)
             if graph["ema_sync"] is not None:  # the averages start from the loaded weights
                 session.run(graph["ema_sync"])
 

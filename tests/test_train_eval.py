@@ -293,19 +293,58 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
     (logs / "train" / "config.json").write_text(json.dumps({
         "model": {"arch": "vgg11", "batch_norm": False, "image_size": 32, "num_classes": 10,
                   "fc_size": 256}, "runs": [{"val_size": 100}]}))
-    cases = [(["--log-dir", tmp_path / "new"], 0),
-             (["--log-dir", tmp_path / "new", "--image-size", "224"], 4096),
-             (["--log-dir", tmp_path / "new", "--fold-fc6"], 4096),
-             (["--log-dir", tmp_path / "new", "--fc-size", "512"], 512),
-             (["--log-dir", logs], 256)]
+    cases = [(["--log-dir", tmp_path / "new"], False, 0),
+             (["--log-dir", tmp_path / "new", "--image-size", "224"], False, 4096),
+             (["--log-dir", tmp_path / "new", "--fold-fc6"], False, 4096),
+             (["--log-dir", tmp_path / "new", "--fc-size", "512"], False, 512),
+             (["--log-dir", logs], True, 256),  # a checkpoint to resume: its own size
+             (["--log-dir", logs], False, 0)]  # a config.json but no checkpoint: the default
     code = (f"import json, sys; sys.path.insert(0, {helpers.ROOT!r}); import runs, "
             "train_and_val; out = []\n"
-            f"for flags in {[[str(f) for f in flags] for flags, _ in cases]!r}:\n"
+            f"for flags, resuming in {[([str(f) for f in c[0]], c[1]) for c in cases]!r}:\n"
             "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
-            "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir))\n"
+            "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming)\n"
             "    out.append(args.fc_size)\n"
             "print(json.dumps(out))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == [size for _, size in cases]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [c[2] for c in cases]
+
+
+def write_folder(root, classes, per_class=12, seed=0):
+    """DATA_DIR/<class>/<n>.png: 8x8 images of one colour a class, plus noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for n in range(per_class):
+            colour = np.array([80 * k % 256, 255 - 70 * k % 256, 40 + 60 * k % 200])
+            pixels = np.clip(colour + rng.normal(0, 10, (8, 8, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{n}.png")
+
+
+def test_a_folder_of_images_trains_and_evaluates_with_its_class_names(tmp_path):
+    write_folder(tmp_path / "images", ["cat", "dog", "emu"])
+    result = run("train_and_val.py", "--dataset", "folder", "--data-dir", tmp_path / "images",
+                 "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--max-steps", 4,
+                 "--batch-size", 8, "--val-size", 4, "--log-dir", tmp_path / "logs",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = read_json(tmp_path / "logs" / "train" / "config.json")
+    assert config["class_names"] == ["cat", "dog", "emu"]
+    assert config["model"]["num_classes"] == 3 and config["model"]["fc_size"] == 0
+    evaluated = run("evaluate.py", "--data-dir", tmp_path / "images", "--log-dir",
+                    tmp_path / "logs", "--split", "val", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "evaluated 4 val images" in evaluated.stdout
+    assert re.search(r"^\s+emu\s+[\d.]+$", evaluated.stdout, re.M)
+    report = read_json(tmp_path / "logs" / "eval" / "val-model.ckpt-4.json")
+    assert report["class_names"] == ["cat", "dog", "emu"]
+
+    write_folder(tmp_path / "other", ["cat", "emu"])
+    other = run("evaluate.py", "--data-dir", tmp_path / "other", "--log-dir", tmp_path / "logs",
+                cwd=tmp_path)
+    line = own_lines(other, "evaluate.py")
+    assert other.returncode == 2 and len(line) == 1 and "trained on cat, dog, emu" in line[0]

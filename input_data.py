@@ -267,6 +267,17 @@ def num_examples(data_dir, split, val_size=VAL_EXAMPLES):
     return total
 
 
+def record_names(data_dir, split, val_size=VAL_EXAMPLES):
+    """``file.bin:index`` of every record of a split, in the order ``read_cifar10`` reads them
+    without shuffling."""
+    names = [f"{os.path.basename(path)}:{index}" for path in validate(data_dir, split)
+             for index in range(os.path.getsize(path) // RECORD_BYTES)]
+    if split in ("train", "val"):
+        _check_val_size(val_size, len(names))
+        return names[:-val_size] if split == "train" else names[-val_size:]
+    return names
+
+
 def class_names(data_dir):
     """The names in batches.meta.txt when it is there and lists ten, else CLASS_NAMES."""
     path = os.path.join(batches_dir(data_dir), META_FILE)
@@ -779,14 +790,20 @@ class Source(typing.NamedTuple):
     num_classes: typing.Callable  # (data_dir) -> int: call it, a folder's depends on its data
     # (data_dir) -> the val_size to use when none is given: a tenth of the training images
     default_val_size: typing.Callable
+    # (data_dir, split, val_size) -> a name for each image, in the order ``read`` gives them
+    image_names: typing.Callable
 
 
 SOURCES = {
     "cifar10": Source(maybe_download, validate, read_cifar10, num_examples, class_names,
-                      lambda data_dir: NUM_CLASSES, lambda data_dir: cifar_val_size(data_dir)),
+                      lambda data_dir: NUM_CLASSES, lambda data_dir: cifar_val_size(data_dir),
+                      record_names),
     # validate, num_examples and read also take skip_bad_images=True (leave bad images out).
     "folder": Source(prepare_folder, validate_folder, read_folder, folder_num_examples,
-                     folder_class_names, folder_num_classes, lambda data_dir: None),
+                     folder_class_names, folder_num_classes, lambda data_dir: None,
+                     lambda data_dir, split, val_size=None, skip_bad_images=False: [
+                         rel for rel, _, _ in _folder_split(data_dir, split, val_size,
+                                                            skip_bad_images)]),
 }
 
 

@@ -49,11 +49,7 @@ def parse_args(argv=None):
                    help="training steps per measurement")
     p.add_argument("--skip-keras", action="store_true", help="leave out the Keras run")
     args = p.parse_args(argv)
-    network = nets.get(args.arch)
-    args.image_size = args.image_size or network.default_image_size
-    problem = network.image_size_error(args.image_size)
-    if problem:
-        p.error(f"--image-size {problem} for {args.arch}")
+    cli.check_image_size(p, args)
     try:
         devices.session_config(args.precision, args.xla)
     except cli.UsageError as e:

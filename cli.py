@@ -185,6 +185,18 @@ def add_flags(parser, *names, **defaults):
         raise TypeError(f"defaults for flags not added: {', '.join(defaults)}")
 
 
+def check_image_size(parser, args):
+    """Fill in --image-size with the network's own (--arch) when not given, and refuse a side
+    the network cannot take, as a flag error."""
+    import nets
+    network = nets.get(args.arch)
+    args.image_size = args.image_size or network.default_image_size
+    problem = network.image_size_error(args.image_size)
+    if problem:
+        parser.error(f"--image-size {problem} for {args.arch}")
+    return network
+
+
 def default(name):
     """The default of a flag, e.g. ``default("weight-decay")``: programs that run a training
     step of their own (benchmark.py) take the recipe from here, not from literals."""

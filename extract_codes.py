@@ -48,11 +48,7 @@ def parse_args(argv=None):
                   "batch-size", "precision", batch_size=100)
     p.add_argument("--out", required=True, help="folder for the codes and their manifest")
     args = p.parse_args(argv)
-    network = nets.get(args.arch)
-    args.image_size = args.image_size or network.default_image_size
-    problem = network.image_size_error(args.image_size)
-    if problem:
-        p.error(f"--image-size {problem} for {args.arch}")
+    cli.check_image_size(p, args)
     if args.skip_bad_images and args.dataset != "folder":
         p.error("--skip-bad-images goes with --dataset folder")
     return args

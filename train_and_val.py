@@ -75,12 +75,7 @@ def parse_args(argv=None):
 
 def check_args(p, args):
     """What the flag types alone cannot check; fills in the network's defaults."""
-    network = nets.get(args.arch)
-    if args.image_size is None:
-        args.image_size = network.default_image_size
-    problem = network.image_size_error(args.image_size)
-    if problem:
-        p.error(f"--image-size {problem} for {args.arch}")
+    network = cli.check_image_size(p, args)
     if args.epochs <= 0 or args.learning_rate <= 0:
         p.error("--epochs and --learning-rate must be positive")
     if not 0 < args.dropout_keep_prob <= 1:

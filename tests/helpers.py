@@ -101,3 +101,26 @@ def he_weights(arch, seed=0):
                for layer, (w, b) in shapes.items()}
     weights["fc7"] = (weights["fc7"][0] / 100, weights["fc7"][1])
     return weights
+
+
+def numpy_test_images(data_dir):
+    """``(labels, images)`` of DATA_DIR/cifar-10-batches-bin/test_batch.bin decoded and
+    VGG-preprocessed here with NumPy (BGR minus the ImageNet mean), not by input_data."""
+    raw = np.fromfile(os.path.join(data_dir, "cifar-10-batches-bin", "test_batch.bin"), np.uint8)
+    raw = raw.reshape(-1, 3073)
+    rgb = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32)
+    return raw[:, 0].astype(np.int64), rgb[..., ::-1] - np.array([103.939, 116.779, 123.68],
+                                                                  np.float32)
+
+
+def python_json(code):
+    """Run ``code`` (which prints one JSON document last) in a fresh Python with the project on
+    its path, and return that document: many cases of a program's own functions in one process,
+    since a program start costs seconds. The programs are never imported into the test process
+    (they install their own Ctrl-C handler)."""
+    result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {ROOT!r})\n"
+                             + code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **ENV})
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+    return json.loads(result.stdout.strip().splitlines()[-1])

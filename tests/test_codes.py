@@ -10,6 +10,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+import helpers
 import py2_npy
 import tools
 import vgg16
@@ -36,11 +37,8 @@ def test_codes_are_the_layer_output_and_are_reused_until_something_changes(works
     assert list(test["files"][:2]) == ["test_batch.bin:0", "test_batch.bin:1"]
 
     # the same images through a graph built here, decoded here with NumPy
-    raw = np.fromfile(root / "data" / "cifar-10-batches-bin" / "test_batch.bin", np.uint8)
-    raw = raw.reshape(-1, 3073)
-    np.testing.assert_array_equal(test["labels"], raw[:, 0])
-    rgb = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32)
-    bgr = rgb[..., ::-1] - np.array(tools.VGG_MEAN_BGR, np.float32)
+    labels, bgr = helpers.numpy_test_images(root / "data")
+    np.testing.assert_array_equal(test["labels"], labels)
     with tf.Graph().as_default():
         images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
         _, end_points = vgg16.build(images, 10, "vgg11")

@@ -20,7 +20,7 @@ import tensorflow as tf
 import cli
 import py2_npy
 import runs
-from helpers import ROOT, own_lines, run, start, train_args
+from helpers import ROOT, own_lines, python_json, run, start, train_args
 
 tf1 = tf.compat.v1
 
@@ -175,17 +175,14 @@ BAD_FLAGS = [
 
 def test_flags_that_must_be_finite_or_real_are_refused_by_the_parser():
     # one process parses every case (a program start costs seconds; parsing does not)
-    code = (f"import contextlib, io, json, sys; sys.path.insert(0, {ROOT!r}); "
-            "import train_and_val; out = []\n"
-            f"for flags in {[flags for flags, _ in BAD_FLAGS]!r}:\n"
-            "    err = io.StringIO()\n"
-            "    with contextlib.redirect_stderr(err):\n"
-            "        try: train_and_val.parse_args(['--arch', 'vgg11'] + flags); out.append(None)\n"
-            "        except SystemExit as e: out.append([e.code, err.getvalue()])\n"
-            "print(json.dumps(out))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    outcomes = python_json(
+        "import contextlib, io, json, train_and_val; out = []\n"
+        f"for flags in {[flags for flags, _ in BAD_FLAGS]!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        try: train_and_val.parse_args(['--arch', 'vgg11'] + flags); out.append(None)\n"
+        "        except SystemExit as e: out.append([e.code, err.getvalue()])\n"
+        "print(json.dumps(out))")
     for (flags, message), outcome in zip(BAD_FLAGS, outcomes):
         assert outcome is not None, flags
         code, stderr = outcome

@@ -5,12 +5,9 @@ weights file in the public layout, so the runs take seconds on a CPU.
 """
 
 import json
-import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -20,7 +17,6 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import devices
 import helpers
-import tools
 import vgg16
 from helpers import COMMON, own_lines, run, start, train_args
 
@@ -98,11 +94,7 @@ def read_json(path):
 def own_test_predictions(root, checkpoint):
     """Predictions of the checkpoint on test_batch.bin, decoded and preprocessed here with
     NumPy rather than by input_data."""
-    raw = np.fromfile(root / "data" / "cifar-10-batches-bin" / "test_batch.bin", np.uint8)
-    raw = raw.reshape(-1, 3073)
-    labels = raw[:, 0].astype(np.int64)
-    rgb = raw[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32)
-    bgr = rgb[..., ::-1] - np.array(tools.VGG_MEAN_BGR, np.float32)
+    labels, bgr = helpers.numpy_test_images(root / "data")
     with tf.Graph().as_default():
         images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
         logits, _ = vgg16.build(images, 10, "vgg11")
@@ -299,17 +291,14 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
              (["--log-dir", tmp_path / "new", "--fc-size", "512"], False, 512),
              (["--log-dir", logs], True, 256),  # a checkpoint to resume: its own size
              (["--log-dir", logs], False, 0)]  # a config.json but no checkpoint: the default
-    code = (f"import json, sys; sys.path.insert(0, {helpers.ROOT!r}); import runs, "
-            "train_and_val; out = []\n"
-            f"for flags, resuming in {[([str(f) for f in c[0]], c[1]) for c in cases]!r}:\n"
-            "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
-            "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming)\n"
-            "    out.append(args.fc_size)\n"
-            "print(json.dumps(out))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == [c[2] for c in cases]
+    sizes = helpers.python_json(
+        "import json, runs, train_and_val; out = []\n"
+        f"for flags, resuming in {[([str(f) for f in c[0]], c[1]) for c in cases]!r}:\n"
+        "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
+        "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming)\n"
+        "    out.append(args.fc_size)\n"
+        "print(json.dumps(out))")
+    assert sizes == [c[2] for c in cases]
 
 
 def write_folder(root, classes, per_class=12, seed=0):

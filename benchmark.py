@@ -2,6 +2,7 @@
 
     python benchmark.py                          # VGG16, 32x32, batch 128, fp32
     python benchmark.py --precision bf16         # oneDNN bfloat16 on CPUs that have it
+    python benchmark.py --transfer               # codes: extraction, an epoch on codes vs images
 
 In one run, after warm-up, each figure a median over --repeats measurements:
   train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
@@ -12,6 +13,9 @@ In one run, after warm-up, each figure a median over --repeats measurements:
   eval       the forward pass of the evaluation graph on the test pipeline
   pipeline   the training input pipeline alone (shuffle, augment, preprocess)
   matmul     a large matrix product in float32 and bfloat16, GFLOP/s
+With --transfer, instead: extract_codes.py's images/s (fc6 codes from a weights file of the
+network's own initial values), and one epoch of train_and_val.py on those codes (--codes, a
+linear head) against one epoch of --trainable fc on the images they came from.
 The model's FLOPs per training image (counted on its graph: every convolution and matrix
 product forward, plus the two backward products of each, less the input gradient of the layer
 that reads the images) times the training rate gives the achieved GFLOP/s. Prints a table,
@@ -36,6 +40,7 @@ import model
 import nets
 import tools
 import vgg16
+import weights
 
 tf1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -48,6 +53,11 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=cli.at_least(1), default=20,
                    help="training steps per measurement")
     p.add_argument("--skip-keras", action="store_true", help="leave out the Keras run")
+    p.add_argument("--transfer", action="store_true",
+                   help="measure transfer learning instead: extraction of codes, and an epoch "
+                        "on codes against an epoch of --trainable fc on images")
+    p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
+                   help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
     cli.check_image_size(p, args)
     try:
@@ -214,29 +224,103 @@ def keras_rate(args, data_dir, val_size):
     return statistics.median(rates[1:]), bool(net.jit_compile)  # the first epoch compiles
 
 
-def program_rate(args, data_dir, log_dir):
-    """Images/s that train_and_val.py itself measures and writes to TensorBoard, median over
-    its progress intervals after the first."""
+def program_rates(log_dir, flags, max_steps, every):
+    """The images/s that train_and_val.py itself measures over each ``every`` steps and writes
+    to TensorBoard, the first (warm-up) interval left out."""
     from tensorboard.backend.event_processing import event_accumulator
 
-    steps = args.steps * (args.repeats + 1)
-    command = [sys.executable, os.path.join(ROOT, "train_and_val.py"), "--data-dir", data_dir,
-               "--log-dir", log_dir, "--arch", args.arch, "--pretrained", "none",
-               "--batch-size", str(args.batch_size), "--image-size", str(args.image_size),
-               "--val-size", "0", "--fc-size", str(cli.default("fc-size")),
-               "--max-steps", str(steps), "--log-every", str(args.steps),
-               "--precision", args.precision] + (["--xla"] if args.xla else [])
+    command = [sys.executable, os.path.join(ROOT, "train_and_val.py"), "--log-dir", log_dir,
+               "--max-steps", str(max_steps), "--log-every", str(every), *map(str, flags)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode:
         raise RuntimeError(f"train_and_val.py failed: {result.stderr[-2000:]}")
     events = event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
     events.Reload()
-    rates = [e.value for e in events.Scalars("images_per_sec")]
-    return statistics.median(rates[1:])
+    return [e.value for e in events.Scalars("images_per_sec")][1:]
+
+
+def program_rate(args, data_dir, log_dir):
+    """Median images/s of train_and_val.py from scratch on the CIFAR-format files."""
+    flags = ["--data-dir", data_dir, "--arch", args.arch, "--pretrained", "none",
+             "--batch-size", args.batch_size, "--image-size", args.image_size, "--val-size", 0,
+             "--fc-size", cli.default("fc-size"), "--precision", args.precision] + (
+                 ["--xla"] if args.xla else [])
+    return statistics.median(program_rates(log_dir, flags, args.steps * (args.repeats + 1),
+                                           args.steps))
+
+
+def write_initial_weights(arch, image_size, path):
+    """A weights file in the public layout holding the network's initial values (fc6 sized
+    for ``image_size``): speed does not depend on the values."""
+    with tf.Graph().as_default():
+        model.inference(model_config(arch, image_size, 1000),
+                        tf1.placeholder(tf.float32, [None, image_size, image_size, 3]))
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            layers = {name: [session.run(w), session.run(b)]
+                      for name, (w, b) in weights.graph_layers().items()}
+    weights.write_weights(path, layers)
+
+
+def extraction_rate(args, data_dir, weights_file, out, val_size):
+    """extract_codes.py's images/s over the training split, as its progress lines report it."""
+    command = [sys.executable, os.path.join(ROOT, "extract_codes.py"), "--arch", args.arch,
+               "--weights", weights_file, "--layer", "fc6", "--data-dir", data_dir,
+               "--image-size", str(args.image_size), "--val-size", str(val_size),
+               "--batch-size", str(args.batch_size), "--precision", args.precision,
+               "--out", out]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode:
+        raise RuntimeError(f"extract_codes.py failed: {result.stderr[-2000:]}")
+    last = [line for line in result.stdout.splitlines()
+            if line.startswith("train: ") and "images/s" in line][-1]
+    return float(last.split("images  ")[1].split()[0])
+
+
+def transfer(args):
+    """Extraction images/s; one epoch of a linear head on fc6 codes against one epoch of
+    --trainable fc on the images, both as train_and_val.py reports its speed."""
+    val_size = args.transfer_images // 10
+    train_images = args.transfer_images - val_size
+    epoch_steps = max(1, train_images // args.batch_size)
+    results = {"arch": args.arch, "image_size": args.image_size, "batch_size": args.batch_size,
+               "precision": args.precision, "layer": "fc6", "train_images": train_images}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir, npy = os.path.join(tmp, "data"), os.path.join(tmp, f"{args.arch}.npy")
+        write_cifar_files(data_dir, train_records=args.transfer_images, test_records=100)
+        write_initial_weights(args.arch, args.image_size, npy)
+        out = os.path.join(tmp, "codes")
+        results["extract_img_s"] = extraction_rate(args, data_dir, npy, out, val_size)
+        quiet = ["--batch-size", args.batch_size, "--val-every", 10 ** 9, "--save-every",
+                 10 ** 9, "--precision", args.precision]
+        for name, flags in (("codes", ["--codes", out, "--head", "linear"]),
+                            ("images", ["--data-dir", data_dir, "--arch", args.arch,
+                                        "--pretrained", npy, "--trainable", "fc",
+                                        "--image-size", args.image_size, "--val-size",
+                                        val_size, "--fc-size", cli.default("fc-size")])):
+            rates = program_rates(os.path.join(tmp, f"logs-{name}"), flags + quiet,
+                                  epoch_steps * (args.repeats + 1), epoch_steps)
+            results[f"{name}_img_s"] = statistics.median(rates)
+            results[f"{name}_epoch_s"] = train_images / results[f"{name}_img_s"]
+    results["codes_vs_images"] = results["codes_img_s"] / results["images_img_s"]
+    print(f"transfer learning: {args.arch} {args.image_size}x{args.image_size}, fc6 codes, "
+          f"batch {args.batch_size}, {args.precision}, {train_images} training images; "
+          "medians of epochs after the first")
+    print(f"  extraction (extract_codes.py)          {results['extract_img_s']:10.1f} images/s")
+    for name, what in (("codes", "a linear head on the codes (--codes)"),
+                       ("images", "--trainable fc on the images")):
+        print(f"  one epoch, {what:38s} {results[f'{name}_epoch_s']:8.3f} s "
+              f"({results[f'{name}_img_s']:.0f} images/s)")
+    print(f"  an epoch on codes is {results['codes_vs_images']:.0f} times faster")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in results.items()}))
+    return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.transfer:
+        return transfer(args)
     forward, training = flops_per_image(args.arch, args.image_size)
     results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
                "precision": args.precision, "xla": args.xla}

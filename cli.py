@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import time
 
 
 class UserError(Exception):
@@ -225,3 +226,32 @@ def write_json(path, data):
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2)
     os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Progress of long work
+# ----------------------------------------------------------------------------------------------
+
+class Progress:
+    """Progress over ``total`` images: a live bar when ``stream`` (default stdout) is a
+    terminal, a plain line every tenth of the way otherwise (a log file)."""
+
+    def __init__(self, what, total, stream=None):
+        self.what, self.total, self.start = what, total, time.time()
+        self.stream = stream or sys.stdout
+        self.tty, self.shown = self.stream.isatty(), -1
+
+    def update(self, done):
+        rate = done / max(time.time() - self.start, 1e-9)
+        left = (self.total - done) / max(rate, 1e-9)
+        text = (f"{self.what}: {done}/{self.total} images  {rate:.0f} images/s  "
+                f"{int(left) // 60}:{int(left) % 60:02d} left")
+        if self.tty:
+            filled = int(30 * done / max(self.total, 1))
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True,
+                  file=self.stream)
+            if done >= self.total:
+                print(file=self.stream)
+        elif 10 * done // max(self.total, 1) > self.shown:
+            self.shown = 10 * done // max(self.total, 1)
+            print(text, flush=True, file=self.stream)

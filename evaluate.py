@@ -4,6 +4,7 @@
     python evaluate.py --best            # the best one by validation accuracy (logs/best)
     python evaluate.py --checkpoint logs/train/model.ckpt-5000
     python evaluate.py --watch           # each new checkpoint as training writes it
+    python evaluate.py --codes codes/flowers --log-dir logs/flowers   # a head on cached codes
 
 Prints the number of images evaluated, the accuracy, per-class accuracy and the confusion matrix;
 writes a confusion-matrix PNG and a JSON report to logs/eval/ (named by the checkpoint's step, so
@@ -22,6 +23,7 @@ cli.quiet_interrupt("evaluate.py")  # Ctrl-C while TensorFlow loads: one line, n
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import codes  # noqa: E402
 import devices  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
@@ -45,9 +47,15 @@ def parse_args(argv=None):
                         "averages (a run with --ema-decay; by default those are used)")
     p.add_argument("--watch", action="store_true",
                    help="evaluate each new checkpoint in train/ as it appears, until Ctrl-C")
+    p.add_argument("--codes", metavar="CODES_DIR",
+                   help="evaluate a head trained with train_and_val.py --codes on the cached "
+                        "codes of --split there instead of on the images")
     args = p.parse_args(argv)
     if args.watch and (args.checkpoint or args.best):
         p.error("--watch follows train/; it does not go with --checkpoint or --best")
+    if args.codes and (args.tta != "none" or args.skip_bad_images or args.dataset):
+        p.error("--tta, --skip-bad-images and --dataset need images; they do not go with "
+                "--codes")
     return args
 
 
@@ -61,6 +69,43 @@ class Evaluator:
 
     def __init__(self, args, config):
         self.model = config["model"]
+        self.graph = tf.Graph()
+        if args.codes:
+            self.files = self.codes_input(args, config)
+        else:
+            self.files = self.images_input(args, config)
+        self.config = devices.session_config(args.precision, args.xla)
+        self.use_averages, self.averages_saver = not args.no_ema, None
+
+    def codes_input(self, args, config):
+        """The head alone, on the codes of --split; the split's file names."""
+        manifest = codes.read_manifest(args.codes)
+        made = {"arch": manifest["network"], "codes_layer": manifest["layer"],
+                "image_size": manifest["image_size"]}
+        if not self.model.get("head"):
+            raise cli.UsageError(f"--codes: the run in {args.log_dir} trained a network on "
+                                 "images, not a head on codes; evaluate it without --codes")
+        differ = [f"{k} {v!r} (the run's: {self.model[k]!r})" for k, v in made.items()
+                  if self.model[k] != v]
+        trained_on = config.get("codes", {}).get("weights_sha256")
+        if trained_on and trained_on != manifest.get("weights_sha256"):
+            differ.append("another weights file")
+        if differ or manifest["class_names"] != config.get("class_names"):
+            raise cli.UsageError(f"--codes {args.codes} are not codes the head of "
+                                 f"{args.log_dir} reads: {'; '.join(differ) or 'other classes'}"
+                                 "; make them with extract_codes.py as for its training")
+        self.class_names = manifest["class_names"]
+        values, labels, files = codes.load(args.codes, args.split)
+        with self.graph.as_default():
+            inputs, labels, self.iterator = model.inputs(
+                lambda: codes.dataset(values, labels, args.batch_size), initializable=True)
+            self.tower = model.tower(self.model, inputs, labels, codes=True)
+            self.global_step = tf1.train.get_or_create_global_step()
+            self.saver = tf1.train.Saver()
+        return [str(f) for f in files]
+
+    def images_input(self, args, config):
+        """The network on the images of --split; the split's file names."""
         dataset = dataset_of(args, config)
         source = input_data.SOURCES[dataset]
         if args.skip_bad_images and dataset != "folder":
@@ -74,18 +119,18 @@ class Evaluator:
         self.class_names = trained
         options = {"skip_bad_images": True} if args.skip_bad_images else {}
         source.validate(args.data_dir, args.split, **options)
-        self.graph = tf.Graph()
+        val_size = config["runs"][-1]["val_size"]
         with self.graph.as_default():
             images, labels, self.iterator = model.inputs(lambda: source.read(
                 args.data_dir, args.split, args.batch_size, image_size=self.model["image_size"],
-                preprocess=nets.get(self.model["arch"]).preprocess,
-                val_size=config["runs"][-1]["val_size"], **options), initializable=True)
+                preprocess=nets.get(self.model["arch"]).preprocess, val_size=val_size,
+                **options), initializable=True)
             self.tower = model.tower(self.model, images, labels,
                                      flip_average=args.tta == "flip")
             self.global_step = tf1.train.get_or_create_global_step()
-            self.saver, self.averages_saver = tf1.train.Saver(), model.averages_saver()
-        self.config = devices.session_config(args.precision, args.xla)
-        self.use_averages = not args.no_ema
+            self.saver = tf1.train.Saver()
+        return [str(f) for f in source.image_names(args.data_dir, args.split, val_size,
+                                                   **options)]
 
     def run(self, checkpoint):
         """``(global_step, SplitResult)`` of the checkpoint over the whole split."""
@@ -95,8 +140,12 @@ class Evaluator:
             raise cli.UsageError(f"{checkpoint} does not fit a {self.model['arch']} "
                                  f"(config.json says so) graph: {mismatch}")
         averages = self.use_averages and model.has_moving_averages(checkpoint)
+        with self.graph.as_default():
+            if averages and not self.averages_saver:  # (the same for every checkpoint of a run)
+                self.averages_saver = model.averages_saver(checkpoint)
+            saver = self.averages_saver if averages else self.saver
         with tf1.Session(graph=self.graph, config=self.config) as session:
-            (self.averages_saver if averages else self.saver).restore(session, checkpoint)
+            saver.restore(session, checkpoint)
             if averages:
                 print(f"{checkpoint}: evaluating the moving averages of its weights (--no-ema "
                       "for the weights themselves)")
@@ -131,9 +180,10 @@ def plot_confusion(matrix, names, title, path):
     plt.close(fig)
 
 
-def report(args, checkpoint, step, result, names):
-    """Print the figures of ``result``; write the confusion matrix PNG, the JSON report and the
-    TensorBoard summaries to LOG_DIR/eval. ``names``: the class names, in label order."""
+def report(args, checkpoint, step, result, names, files):
+    """Print the figures of ``result``; write the confusion matrix PNG, the JSON report (with
+    each image's file, label and predicted class) and the TensorBoard summaries to
+    LOG_DIR/eval. ``names``: the class names, in label order; ``files``: the images'."""
     loss = result.loss
     matrix = confusion_matrix(result.labels, result.predictions, len(names))
     count = int(matrix.sum())
@@ -150,13 +200,16 @@ def report(args, checkpoint, step, result, names):
 
     eval_dir = runs.RunDir(args.log_dir).eval
     os.makedirs(eval_dir, exist_ok=True)
-    stem = os.path.join(eval_dir, f"{args.split}-{os.path.basename(checkpoint)}")
+    how = ("-codes" if args.codes else "") + ("-tta-flip" if args.tta == "flip" else "")
+    stem = os.path.join(eval_dir, f"{args.split}{how}-{os.path.basename(checkpoint)}")
     plot_confusion(matrix, names, f"{args.split}: accuracy {accuracy:.4f} at step {step}",
                    stem + ".png")
     cli.write_json(stem + ".json", {
         "checkpoint": checkpoint, "global_step": step, "split": args.split, "images": count,
         "accuracy": accuracy, "loss": loss, "per_class_accuracy": per_class,
-        "class_names": names, "confusion_matrix": matrix.tolist()})
+        "class_names": names, "confusion_matrix": matrix.tolist(),
+        "images_evaluated": {"files": list(files), "labels": result.labels.tolist(),
+                             "predictions": result.predictions.tolist()}})
     runs.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
                       **{f"{args.split}/accuracy": accuracy, f"{args.split}/loss": loss})
     print(f"wrote {stem}.png and {stem}.json")
@@ -174,7 +227,8 @@ def watch(args):
     try:
         for checkpoint in tf1.train.checkpoints_iterator(train_dir):
             evaluator = evaluator or Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-            report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names)
+            report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
+                   evaluator.files)
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("Stopped watching.")
@@ -187,7 +241,8 @@ def evaluate(args):
         return watch(args)
     checkpoint = runs.find_checkpoint(args.log_dir, args.checkpoint, args.best)
     evaluator = Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-    report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names)
+    report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
+           evaluator.files)
     return 0
 
 

@@ -13,10 +13,8 @@ it touches nothing; anything changed recomputes. Files are written through tempo
 manifest last, so a killed extraction never leaves codes that a later run would take as complete.
 """
 
-import hashlib
 import os
 import sys
-import time
 
 import cli
 
@@ -26,6 +24,7 @@ cli.quiet_interrupt("extract_codes.py")  # Ctrl-C while TensorFlow loads: one li
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import codes  # noqa: E402
 import devices  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
@@ -33,16 +32,13 @@ import nets  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1
-MANIFEST = "manifest.json"
-SPLITS = ("train", "val", "test")
-LAYERS = ("pool5", "fc6", "fc7")
 
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_flags(p, "arch")
     p.add_argument("--weights", required=True, help="the network's weights file (.npy)")
-    p.add_argument("--layer", choices=LAYERS, default="fc6",
+    p.add_argument("--layer", choices=codes.LAYERS, default="fc6",
                    help="whose output is the code (fc6 and fc7 after their ReLU)")
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "val-size", "image-size",
                   "batch-size", "precision", batch_size=100)
@@ -54,62 +50,18 @@ def parse_args(argv=None):
     return args
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint(data_dir, leave_out=()):
-    """SHA-256 of every file's path, size and modification time under ``data_dir`` (not under
-    the folders ``leave_out``: the codes' own, when they are written inside it)."""
-    digest = hashlib.sha256()
-    leave_out = {os.path.abspath(p) for p in leave_out}
-    for folder, dirs, names in sorted(os.walk(data_dir)):
-        dirs[:] = sorted(d for d in dirs
-                         if os.path.abspath(os.path.join(folder, d)) not in leave_out)
-        for name in sorted(names):
-            path = os.path.join(folder, name)
-            stat = os.stat(path)
-            digest.update(f"{os.path.relpath(path, data_dir)}\0{stat.st_size}\0"
-                          f"{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 def manifest_for(args, source):
     try:
-        weights_sha = sha256(args.weights)
+        weights_sha = codes.sha256(args.weights)
     except OSError as e:
         raise cli.UsageError(f"--weights {args.weights}: cannot read it ({e.strerror})") from None
     return {"network": args.arch, "layer": args.layer, "image_size": args.image_size,
             "preprocessing": nets.get(args.arch).preprocess, "weights_sha256": weights_sha,
             "dataset": args.dataset, "val_size": args.val_size,
             "class_names": source.class_names(args.data_dir),
-            "images": fingerprint(args.data_dir, leave_out=[args.out])}
-
-
-class Progress:
-    """A live bar on a terminal, a plain line every tenth otherwise."""
-
-    def __init__(self, split, total):
-        self.split, self.total, self.start = split, total, time.time()
-        self.tty, self.shown = sys.stdout.isatty(), -1
-
-    def update(self, done):
-        rate = done / max(time.time() - self.start, 1e-9)
-        left = (self.total - done) / max(rate, 1e-9)
-        text = (f"{self.split}: {done}/{self.total} images  {rate:.0f} images/s  "
-                f"{int(left) // 60}:{int(left) % 60:02d} left")
-        if self.tty:
-            filled = int(30 * done / max(self.total, 1))
-            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True)
-            if done >= self.total:
-                print()
-        elif 10 * done // max(self.total, 1) > self.shown:
-            self.shown = 10 * done // max(self.total, 1)
-            print(text, flush=True)
+            "images": codes.fingerprint(args.data_dir, leave_out=[args.out]),
+            "weights_file": os.path.abspath(args.weights),
+            "data_dir": os.path.abspath(args.data_dir)}
 
 
 def extract(args, source, split, options):
@@ -119,8 +71,9 @@ def extract(args, source, split, options):
         images, labels, iterator = model.inputs(lambda: source.read(
             args.data_dir, split, args.batch_size, preprocess=network.preprocess,
             image_size=args.image_size, val_size=args.val_size, **options), initializable=True)
-        _, end_points = network.build(images, None, fc_size=cli.default("fc-size"))
-        codes = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat
+        _, end_points = network.build(images, None, fc_size=cli.default("fc-size"),
+                                      until=args.layer)
+        values = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat
         with tf1.Session(config=devices.session_config(args.precision)) as session:
             report = weights.load_pretrained(args.weights, session, skip=(), verbose=False)
             needed = network.layers[:network.layers.index(args.layer) + 1] \
@@ -134,10 +87,10 @@ def extract(args, source, split, options):
                                      "; use --image-size 224 or --layer pool5")
             session.run(iterator.initializer)
             total = source.num_examples(args.data_dir, split, args.val_size, **options)
-            progress, out_codes, out_labels = Progress(split, total), [], []
+            progress, out_codes, out_labels = cli.Progress(split, total), [], []
             while True:
                 try:
-                    batch_codes, batch_labels = session.run([codes, labels])
+                    batch_codes, batch_labels = session.run([values, labels])
                 except tf.errors.OutOfRangeError:
                     break
                 out_codes.append(batch_codes)
@@ -148,7 +101,7 @@ def extract(args, source, split, options):
 
 def present_splits(args, source, options):
     splits = []
-    for split in SPLITS:
+    for split in codes.SPLITS:
         if split == "val" and args.val_size == 0:
             continue
         try:
@@ -169,9 +122,9 @@ def run(args):
         args.val_size = source.default_val_size(args.data_dir)
     options = {"skip_bad_images": True} if args.skip_bad_images else {}
     manifest = manifest_for(args, source)
-    path = os.path.join(args.out, MANIFEST)
+    path = os.path.join(args.out, codes.MANIFEST)
     old = cli.read_json(path) if os.path.exists(path) else None
-    if old and {k: v for k, v in old.items() if k != "splits"} == manifest and all(
+    if old and codes.same_codes(old, manifest) and all(
             os.path.exists(os.path.join(args.out, f"{s}.npz")) for s in old.get("splits", {})):
         print(f"The codes in {args.out} are up to date ({', '.join(old['splits'])}); nothing "
               "was written.")
@@ -181,14 +134,14 @@ def run(args):
         os.remove(path)  # the codes are about to change: no manifest until they are all there
     counts = {}
     for split in present_splits(args, source, options):
-        codes, labels = extract(args, source, split, options)
+        values, labels = extract(args, source, split, options)
         files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
         tmp = os.path.join(args.out, f".{split}.npz.part")
         with open(tmp, "wb") as f:
-            np.savez(f, codes=codes, labels=labels, files=files)
+            np.savez(f, codes=values, labels=labels, files=files)
         os.replace(tmp, os.path.join(args.out, f"{split}.npz"))
         counts[split] = len(labels)
-        print(f"{split}: {len(labels)} codes of {codes.shape[1]} values")
+        print(f"{split}: {len(labels)} codes of {values.shape[1]} values")
     cli.write_json(path, {**manifest, "splits": counts})
     print(f"Wrote {args.out}")
     return 0

@@ -717,6 +717,13 @@ def decode_file(data, by_pillow):
     return tf.cond(by_pillow, pillow, tensorflow)
 
 
+def resize(images, image_size):
+    """uint8 image(s) [..., H, W, 3] of any size -> float32 [..., S, S, 3], bilinear: how every
+    image file is brought to the network's side, in training, evaluation, prediction and in an
+    exported model."""
+    return tf.image.resize(images, [image_size, image_size])
+
+
 def read_folder(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
                 image_size=None, repeat=False, seed=None, val_size=None, skip_bad_images=False):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of a
@@ -746,7 +753,7 @@ def read_folder(data_dir, split, batch_size, shuffle=False, augment=False, prepr
     def load(path, label, pillow=None):
         contents = tf.io.read_file(tf.strings.join([prefix, path]))
         image = decode_file(contents, single if single is not None else pillow)
-        return tf.image.resize(image, [image_size, image_size]), label  # float32
+        return resize(image, image_size), label
 
     cache = total * image_size * image_size * CHANNELS * 4 <= CACHE_BYTES
     if cache:  # decode once, then shuffle the decoded images

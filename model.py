@@ -7,7 +7,8 @@
     result = model.run_split(session, iterator, tower)                 # every image once
 
 ``config`` is the ``model`` entry a run saves in its config.json (``MODEL_KEYS``): which network
-from nets.py, with batch norm or not, at which image size, for how many classes.
+from nets.py, with batch norm or not, at which image size, for how many classes; for a head
+trained on codes, the layer the network is cut at and the head on top of it (``HEADS``).
 """
 
 import contextlib
@@ -23,14 +24,19 @@ import tools
 tf1 = tf.compat.v1
 
 # What fixes the shapes of the variables; a checkpoint only restores into the same.
-MODEL_KEYS = ("arch", "batch_norm", "image_size", "num_classes", "fc_size")
+MODEL_KEYS = ("arch", "batch_norm", "image_size", "num_classes", "fc_size", "codes_layer", "head",
+              "head_size")
 # What a run's config.json had before a key was added, for runs written before it.
-MODEL_DEFAULTS = {"fc_size": 4096}
+MODEL_DEFAULTS = {"fc_size": 4096, "codes_layer": None, "head": None, "head_size": 0}
+# Heads on a network cut at ``codes_layer`` (train_and_val.py --codes --head): softmax regression,
+# or one hidden layer of ``head_size`` ReLUs with dropout. Their layers, in graph order:
+HEADS = {"linear": ("head_logits",), "mlp": ("head_hidden", "head_logits")}
+HEAD_INPUT = "head_input"  # the head's fixed standardization of the codes (not trained)
 
 
 def model_config(args):
     """The ``model`` entry of config.json from parsed flags."""
-    return {key: getattr(args, key) for key in MODEL_KEYS}
+    return {key: getattr(args, key, MODEL_DEFAULTS.get(key)) for key in MODEL_KEYS}
 
 
 def inputs(make_dataset, initializable=False):
@@ -49,12 +55,46 @@ def inputs(make_dataset, initializable=False):
     return images, labels, iterator
 
 
-def inference(config, images, is_training=False, dropout_keep_prob=0.5):
-    """``(logits, end_points)`` of the configured network; variables are shared between calls."""
+def inference(config, images, is_training=False, dropout_keep_prob=0.5, codes=False):
+    """``(logits, end_points)`` of the configured network; variables are shared between calls.
+    With a head (``config["head"]``) the network stops at ``config["codes_layer"]`` and the head
+    reads that layer's output; ``codes=True`` takes ``images`` to be that output already (cached
+    codes, [batch, D]) and builds the head alone."""
+    config = {**MODEL_DEFAULTS, **config}
     network = nets.get(config["arch"])
-    return network.build(images, config["num_classes"], is_training=is_training,
-                         batch_norm=config["batch_norm"], dropout_keep_prob=dropout_keep_prob,
-                         fc_size=config.get("fc_size", MODEL_DEFAULTS["fc_size"]))
+    if not config["head"]:
+        return network.build(images, config["num_classes"], is_training=is_training,
+                             batch_norm=config["batch_norm"], dropout_keep_prob=dropout_keep_prob,
+                             fc_size=config["fc_size"])
+    end_points = {}
+    if codes:
+        features = images
+    else:
+        features, end_points = network.build(
+            images, None, batch_norm=config["batch_norm"], fc_size=config["fc_size"],
+            until=config["codes_layer"])
+    logits = head(features, config, is_training, dropout_keep_prob)
+    end_points["logits"] = logits
+    return logits, end_points
+
+
+def head(features, config, is_training=False, dropout_keep_prob=0.5):
+    """The logits of the configured head on ``features`` (flattened when 4-D, as the codes
+    are): standardized value by value (``head_input``, see ``set_head_input``), then
+    ``head_logits`` alone, or ``head_hidden`` (ReLU, then dropout while training) first."""
+    with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
+        width = int(np.prod(features.shape[1:]))
+        net = tf.reshape(features, [-1, width])
+        with tf1.variable_scope(HEAD_INPUT):
+            mean = tf1.get_variable("mean", [width], initializer=tf1.zeros_initializer(),
+                                    trainable=False)
+            scale = tf1.get_variable("scale", [width], initializer=tf1.ones_initializer(),
+                                     trainable=False)
+        net = (net - mean) / scale
+        if config["head"] == "mlp":
+            net = tools.fc("head_hidden", net, config["head_size"])
+            net = tools.dropout(net, dropout_keep_prob, is_training)
+        return tools.fc("head_logits", net, config["num_classes"], relu=False)
 
 
 def layer_variables(layers=None):
@@ -76,14 +116,33 @@ class Tower(typing.NamedTuple):
     var_list: list  # the variables that train (and are decayed)
 
 
+def set_head_input(session, train_codes):
+    """Set the head's standardization from the training codes: each value's mean, and its
+    standard deviation, no smaller than a tenth of the average one (so that a value nearly
+    constant in training is not blown up where it varies). Codes of a fixed network come in
+    scales that differ by layer and network; standardized, one learning rate fits them all."""
+    mean = train_codes.mean(axis=0, dtype=np.float64)
+    std = train_codes.std(axis=0, dtype=np.float64)
+    scale = np.maximum(std, 0.1 * std.mean()) if std.mean() > 0 else np.ones_like(std)
+    variables = {v.op.name: v for v in session.graph.get_collection(
+        tf1.GraphKeys.GLOBAL_VARIABLES)}
+    for name, value in (("mean", mean), ("scale", scale)):
+        variable = variables[f"{HEAD_INPUT}/{name}"]
+        session.run(variable.initializer,
+                    {variable.initializer.inputs[1]: value.astype(np.float32)})
+
+
 def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable_layers=None,
-          dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False):
+          dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False, codes=False):
     """The network on ``images`` and its loss against ``labels``. Only the variables of
     ``trainable_layers`` (default: all layers) train, and weight decay covers their weights;
     ``label_smoothing`` softens the targets of the total loss (see ``tools.loss``).
     ``flip_average`` (evaluation): each image's class probabilities are the mean of the
-    network's on the image and on its mirror image; ``logits`` are their logarithms."""
-    logits, end_points = inference(config, images, is_training, dropout_keep_prob)
+    network's on the image and on its mirror image; ``logits`` are their logarithms.
+    ``codes``: ``images`` are cached codes and the tower is the head alone (see ``inference``)."""
+    if flip_average and codes:
+        raise ValueError("flip_average needs images, not codes")
+    logits, end_points = inference(config, images, is_training, dropout_keep_prob, codes)
     if flip_average:
         mirrored, _ = inference(config, tf.reverse(images, axis=[2]), is_training,
                                 dropout_keep_prob)
@@ -130,9 +189,14 @@ def has_moving_averages(checkpoint):
                for name, _ in tf1.train.list_variables(checkpoint))
 
 
-def averages_saver():
-    """A Saver that restores each trainable variable of the graph from its moving average."""
-    return tf1.train.Saver(tf1.train.ExponentialMovingAverage(0.0).variables_to_restore())
+def averages_saver(checkpoint):
+    """A Saver that restores each variable of the graph from its moving average where
+    ``checkpoint`` holds one (the variables that trained), from itself otherwise."""
+    saved = {name for name, _ in tf1.train.list_variables(checkpoint)}
+    names = {}
+    for name, variable in tf1.train.ExponentialMovingAverage(0.0).variables_to_restore().items():
+        names[name if name in saved else variable.op.name] = variable
+    return tf1.train.Saver(names)
 
 
 class SplitResult(typing.NamedTuple):
@@ -168,3 +232,4 @@ def run_split(session, iterator, tower):
     if not batches:
         return SplitResult(*(np.zeros(0, dtype) for dtype in (np.int32, np.int32, np.float32)))
     return SplitResult(*(np.concatenate(column) for column in zip(*batches)))
+

@@ -22,9 +22,10 @@ class Network:
     """One entry of the table.
 
     ``build(images, num_classes, is_training=False, batch_norm=False, dropout_keep_prob=0.5,
-    fc_size=4096)`` returns ``(logits, end_points)`` (``fc_size``: the width of the hidden fully
-    connected layers, 0 for none); ``num_classes`` None or 0 returns the features the last
-    layer would read instead of logits. ``layers`` are the layers that own ``weights`` and
+    fc_size=4096, until=None)`` returns ``(logits, end_points)`` (``fc_size``: the width of the
+    hidden fully connected layers, 0 for none); ``num_classes`` None or 0 returns the features the
+    last layer would read instead of logits; ``until`` (a key of ``end_points``) stops there and
+    returns that layer's output. ``layers`` are the layers that own ``weights`` and
     ``biases`` variables, in graph order, named like the keys of the weights file, so a file maps
     onto the graph by name. ``head`` is the layer a new task replaces (not loaded from ImageNet
     weights by default). ``image_size_error(side)`` says why a side does not fit, or None.

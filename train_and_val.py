@@ -2,6 +2,7 @@
 
     python train_and_val.py                      # VGG16 from pretrained/vgg16.npy, 30 epochs
     python train_and_val.py --pretrained none --batch-norm --learning-rate 0.05   # from scratch
+    python train_and_val.py --codes codes/flowers --head linear   # a head on cached codes
     tensorboard --logdir logs                    # loss and accuracy, train and val on one chart
 
 Everything goes under --log-dir (default logs/): checkpoints, config.json and the training
@@ -23,6 +24,7 @@ cli.quiet_interrupt("train_and_val.py")  # Ctrl-C while TensorFlow loads: one li
 # (the heavy imports come after that)
 import tensorflow as tf  # noqa: E402
 
+import codes  # noqa: E402
 import devices  # noqa: E402
 import hooks  # noqa: E402
 import input_data  # noqa: E402
@@ -37,7 +39,8 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir")
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir", dataset=None,
+                  data_dir=None)
     p.add_argument("--pretrained", default="auto",
                    help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
                         "convert_weights.py when missing; 'none' trains from scratch")
@@ -49,7 +52,7 @@ def parse_args(argv=None):
     cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
                   "lr-schedule", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
-                  "dropout-keep-prob", fc_size=None)
+                  "dropout-keep-prob", fc_size=None, arch=None)
     p.add_argument("--no-augment", action="store_true",
                    help="turn off random crops and flips of the training images")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
@@ -68,6 +71,15 @@ def parse_args(argv=None):
     p.add_argument("--trainable", default="all",
                    help="which layers train: 'all', 'fc' (fc6-fc8: the network as a fixed "
                         "feature extractor), or a layer name such as conv5_1 (it and all after)")
+    p.add_argument("--codes", metavar="CODES_DIR",
+                   help="train a head on the codes extract_codes.py wrote there instead of the "
+                        "network on images (network, layer, image size, data set and validation "
+                        "split come from its manifest)")
+    p.add_argument("--head", choices=tuple(model.HEADS),
+                   help="with --codes: 'linear' (softmax regression on the codes, the default) "
+                        "or 'mlp' (one hidden layer of --head-size ReLUs, with dropout)")
+    p.add_argument("--head-size", type=cli.at_least(1), default=1024,
+                   help="hidden units of --head mlp")
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -75,6 +87,13 @@ def parse_args(argv=None):
 
 def check_args(p, args):
     """What the flag types alone cannot check; fills in the network's defaults."""
+    # With --codes these come from the codes' manifest: only those given are compared with it.
+    if args.codes:
+        args.codes_flags = {flag: getattr(args, key) for flag, key in CODES_FIX
+                            if getattr(args, key) is not None}
+    for key in ("arch", "dataset", "data-dir"):
+        if getattr(args, key.replace("-", "_")) is None:
+            setattr(args, key.replace("-", "_"), cli.default(key))
     network = cli.check_image_size(p, args)
     if args.epochs <= 0 or args.learning_rate <= 0:
         p.error("--epochs and --learning-rate must be positive")
@@ -99,6 +118,62 @@ def check_args(p, args):
         network.trainable_layers(args.trainable)
     except ValueError as e:
         p.error(f"--trainable: {e}")
+    if args.head and not args.codes:
+        p.error("--head goes with --codes (a head on cached codes)")
+    if args.codes:
+        given = [flag for flag, value in (("--batch-norm", args.batch_norm),
+                                          ("--fold-fc6", args.fold_fc6),
+                                          ("--skip", args.skip != [network.head]),
+                                          ("--trainable", args.trainable != "all"),
+                                          ("--fc-size", args.fc_size is not None),
+                                          ("--pretrained none", args.pretrained == "none"),
+                                          ("--skip-bad-images", args.skip_bad_images),
+                                          ("--no-augment", args.no_augment)) if value]
+        if given:
+            p.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
+                    "(only the head trains)")
+        args.head = args.head or "linear"
+        args.head_size = args.head_size if args.head == "mlp" else 0
+        args.skip = []
+    else:
+        args.head_size = 0
+
+
+# What a codes folder's manifest fixes: (flag, its args key, its manifest key).
+CODES_FIX = (("--arch", "arch"), ("--image-size", "image_size"), ("--dataset", "dataset"),
+             ("--data-dir", "data_dir"), ("--val-size", "val_size"))
+MANIFEST_KEYS = {"arch": "network", "image_size": "image_size", "dataset": "dataset",
+                 "data_dir": "data_dir", "val_size": "val_size"}
+
+
+def use_codes(args):
+    """Take the network, image size, data set and validation split from the manifest of
+    --codes (refusing flags that say otherwise) and check that the weights file the backbone
+    will be loaded from is the one the codes were made with. Returns the manifest."""
+    manifest = codes.read_manifest(args.codes)
+    for flag, key in CODES_FIX:
+        wanted = manifest.get(MANIFEST_KEYS[key])
+        given = args.codes_flags.get(flag)
+        if key == "data_dir" and given is not None:
+            given = os.path.abspath(given)
+        if given is not None and given != wanted:
+            raise cli.UsageError(f"{flag} {args.codes_flags[flag]}: the codes in {args.codes} "
+                                 f"were made with {flag} {wanted}; leave the flag out (the "
+                                 "codes say it) or make codes for it with extract_codes.py")
+        setattr(args, key, wanted)
+    del args.codes_flags
+    args.codes_layer, args.num_classes = manifest["layer"], len(manifest["class_names"])
+    args.fc_size = cli.default("fc-size") if args.codes_layer.startswith("fc") else 0
+    path = manifest.get("weights_file") if args.pretrained == "auto" else args.pretrained
+    if not path or not os.path.isfile(path):
+        raise cli.UsageError(f"the weights file the codes in {args.codes} were made from "
+                             f"({path}) is not there; pass it with --pretrained (the checkpoint "
+                             "holds the whole network: those layers and the head)")
+    if codes.sha256(path) != manifest.get("weights_sha256"):
+        raise cli.UsageError(f"--pretrained {path} is not the weights file the codes in "
+                             f"{args.codes} were made from (its SHA-256 differs); pass that one")
+    args.pretrained = path
+    return manifest
 
 
 def warmup_steps(args, max_steps):
@@ -111,7 +186,7 @@ def resolve_fc_size(args, run, resuming):
     """--fc-size when given; else a resumed run's own; else the paper's 4096 where pretrained
     fc6/fc7 can load (224x224, or --fold-fc6) and 0 (fc8 on pool5) otherwise: measured on real
     CIFAR-10 images from scratch, that head beats 4096-wide fc6/fc7 (README, Recipes)."""
-    if args.fc_size is None:
+    if args.fc_size is None:  # (--codes has set it)
         config = (run.config() or {}) if resuming else {}
         args.fc_size = config["model"]["fc_size"] if "model" in config else (
             cli.default("fc-size") if args.image_size == 224 or args.fold_fc6 else 0)
@@ -173,15 +248,24 @@ def build_graph(args, max_steps, train_split):
     tf1.set_random_seed(args.seed)
     source, config = input_data.SOURCES[args.dataset], model.model_config(args)
     preprocess = nets.get(args.arch).preprocess
-    images, labels, _ = model.inputs(lambda: source.read(
-        args.data_dir, train_split, args.batch_size, shuffle=True, augment=not args.no_augment,
-        preprocess=preprocess, image_size=args.image_size, repeat=True, seed=args.seed,
-        val_size=args.val_size, **data_options(args)))
+    if args.codes:
+        values, labels = codes.load(args.codes, "train")[:2]
+        images, labels, _ = model.inputs(lambda: codes.dataset(
+            values, labels, args.batch_size, shuffle=True, repeat=True, seed=args.seed))
+        trainable = model.HEADS[args.head]
+        # The whole network, never run here: its checkpoints restore into a graph on images.
+        model.inference(config, tf1.placeholder(tf.float32, [None, args.image_size,
+                                                             args.image_size, 3], "images"))
+    else:
+        images, labels, _ = model.inputs(lambda: source.read(
+            args.data_dir, train_split, args.batch_size, shuffle=True,
+            augment=not args.no_augment, preprocess=preprocess, image_size=args.image_size,
+            repeat=True, seed=args.seed, val_size=args.val_size, **data_options(args)))
+        trainable = nets.get(args.arch).trainable_layers(args.trainable)
     train = model.tower(config, images, labels, is_training=True,
-                        weight_decay=args.weight_decay,
-                        trainable_layers=nets.get(args.arch).trainable_layers(args.trainable),
+                        weight_decay=args.weight_decay, trainable_layers=trainable,
                         dropout_keep_prob=args.dropout_keep_prob,
-                        label_smoothing=args.label_smoothing)
+                        label_smoothing=args.label_smoothing, codes=bool(args.codes))
     total_loss = train.total_loss
     rate = learning_rate(args, global_step, max_steps)
     optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
@@ -191,25 +275,33 @@ def build_graph(args, max_steps, train_split):
     ema = ema_sync = None
     if args.ema_decay:
         ema, train_op, ema_sync = model.moving_average(args.ema_decay, global_step, train_op,
-                                                       model.layer_variables())
+                                                       train.var_list)
     tf1.summary.scalar("loss", train.cross_entropy)
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", train.accuracy)
     tf1.summary.scalar("learning_rate", rate)
-    tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
-                      max_outputs=4)
+    if not args.codes:
+        tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
+                          max_outputs=4)
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [train.cross_entropy, train.accuracy, rate, global_step],
-             "ema_sync": ema_sync}
+             "ema_sync": ema_sync, "train_codes": values if args.codes else None}
     if args.val_size != 0:
-        val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
-            args.data_dir, "val", args.batch_size, preprocess=preprocess,
-            image_size=args.image_size, val_size=args.val_size, **data_options(args)),
-            initializable=True)
+        if args.codes:
+            val_values, val_labels = codes.load(args.codes, "val")[:2]
+            val_images, val_labels, graph["val_iterator"] = model.inputs(
+                lambda: codes.dataset(val_values, val_labels, args.batch_size),
+                initializable=True)
+        else:
+            val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
+                args.data_dir, "val", args.batch_size, preprocess=preprocess,
+                image_size=args.image_size, val_size=args.val_size, **data_options(args)),
+                initializable=True)
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
-            graph["val_tower"] = model.tower(config, val_images, val_labels)
+            graph["val_tower"] = model.tower(config, val_images, val_labels,
+                                             codes=bool(args.codes))
     return graph
 
 
@@ -237,7 +329,7 @@ def start_or_resume(args, run):
 
 
 def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_split,
-               train_images):
+               train_images, class_names, codes_made=None):
     """Add this run's resolved flags to config.json; the model is this run's until a
     checkpoint of it exists."""
     config = run.config() or {"runs": []}
@@ -245,7 +337,9 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
         # A checkpoint that lost its config.json fits the graph of these flags (check_resume
         # compared their shapes), so they describe its model.
         config["model"] = model.model_config(args)
-    config["class_names"] = input_data.SOURCES[args.dataset].class_names(args.data_dir)
+    config["class_names"] = class_names
+    if codes_made:  # what evaluate.py --codes checks codes against
+        config["codes"] = codes_made
     config["runs"].append({**vars(args), "pretrained_file": pretrained,
                            "start_step": int(start_step), "max_steps": max_steps,
                            "train_split": train_split, "train_images": train_images,
@@ -317,15 +411,22 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step):
 def train(args):
     run = runs.RunDir(args.log_dir)
     devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
-    source = input_data.SOURCES[args.dataset]
-    source.prepare(args.data_dir)
-    if args.val_size is None:
-        args.val_size = source.default_val_size(args.data_dir)
-    args.num_classes = source.num_classes(args.data_dir)
-    train_split = "trainval" if args.val_size == 0 else "train"
-    source.validate(args.data_dir, train_split, **data_options(args))
-    train_images = source.num_examples(args.data_dir, train_split, args.val_size,
-                                       **data_options(args))
+    manifest = None
+    if args.codes:
+        manifest = use_codes(args)
+        train_split = "trainval" if args.val_size == 0 else "train"
+        train_images, class_names = manifest["splits"]["train"], manifest["class_names"]
+    else:
+        source = input_data.SOURCES[args.dataset]
+        source.prepare(args.data_dir)
+        if args.val_size is None:
+            args.val_size = source.default_val_size(args.data_dir)
+        args.num_classes = source.num_classes(args.data_dir)
+        train_split = "trainval" if args.val_size == 0 else "train"
+        source.validate(args.data_dir, train_split, **data_options(args))
+        train_images = source.num_examples(args.data_dir, train_split, args.val_size,
+                                           **data_options(args))
+        class_names = source.class_names(args.data_dir)
     steps_per_epoch = train_images / args.batch_size
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
     run.make()
@@ -340,9 +441,13 @@ def train(args):
               "nothing to do (raise --max-steps or --epochs to train further).")
         return 0
     record_run(args, run, checkpoint, pretrained and pretrained[0], start_step, max_steps,
-               train_split, train_images)
+               train_split, train_images, class_names,
+               codes_made=args.codes and {k: manifest[k] for k in (
+                   "network", "layer", "image_size", "weights_sha256")})
 
     def warm_start(scaffold, session):
+        if args.codes:
+            model.set_head_input(session, graph["train_codes"])
         if pretrained:
             weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1],
                                     fold=("fc6",) if args.fold_fc6 else ())
@@ -355,8 +460,11 @@ def train(args):
     scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
         sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
     session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps)
-    print(f"Training {args.arch} on {train_images} images ({train_split}) from step "
-          f"{start_step} to {max_steps}; logs in {args.log_dir}", flush=True)
+    what = (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of {train_images} "
+            f"images ({args.codes})" if args.codes else
+            f"{args.arch} on {train_images} images ({train_split})")
+    print(f"Training {what} from step {start_step} to {max_steps}; logs in {args.log_dir}",
+          flush=True)
     return run_steps(args, run, graph, scaffold, session_hooks, start_step)
 
 

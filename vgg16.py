@@ -52,7 +52,7 @@ def image_size_error(side):
 
 
 def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=False,
-          dropout_keep_prob=0.5, fc_size=FC_SIZE):
+          dropout_keep_prob=0.5, fc_size=FC_SIZE, until=None):
     """Build VGG on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
 
     Variables live at the root of the variable scope (``conv1_1/weights`` ... ``fc8/biases``) and
@@ -63,7 +63,9 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
     its tensor. ``num_classes`` None or 0 leaves out fc8 and returns fc7's output (after dropout
     while training) in place of the logits, as Keras's ``include_top=False`` returns features.
     ``fc_size`` is the width of fc6 and fc7 (4096 in the paper); 0 leaves them out, so that fc8
-    reads pool5 directly (the usual head for 32x32 inputs: 512 -> classes).
+    reads pool5 directly (the usual head for 32x32 inputs: 512 -> classes). ``until`` names a layer
+    of ``end_points`` (``pool5``, ``fc6`` ...) to stop after: its output is returned in place of
+    the logits and no later layer is made (a backbone cut there, for a head trained on codes).
     """
     if arch not in CONFIGS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -71,6 +73,9 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
     if len(side) != 2 or None in side or any(image_size_error(s) for s in side):
         raise ValueError(f"image height and width must be known multiples of {SIDE_MULTIPLE}, "
                          f"got {side}")
+    if until is not None and until not in (conv_layer_names(arch) + [f"pool{b}" for b in range(
+            1, 6)] + (["fc6", "fc7"] if fc_size else [])):
+        raise ValueError(f"until={until!r} is not a layer of {arch} with fc_size {fc_size}")
     end_points = {}
     net = images
     with tf1.variable_scope(tf1.get_variable_scope(), reuse=tf1.AUTO_REUSE):
@@ -80,12 +85,18 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
                 net = tools.conv(name, net, out_channels, is_training, batch_norm,
                                  input_std=INPUT_STD if net is images else 1.0)
                 end_points[name] = net
+                if name == until:
+                    return net, end_points
             name = f"pool{block}"
             net = tools.max_pool(name, net)
             end_points[name] = net
+            if name == until:
+                return net, end_points
         for name in ("fc6", "fc7") if fc_size else ():
             net = tools.fc(name, net, fc_size)
             end_points[name] = net
+            if name == until:
+                return net, end_points
             net = tools.dropout(net, dropout_keep_prob, is_training)
         if not num_classes:
             return net, end_points

@@ -103,6 +103,21 @@ def he_weights(arch, seed=0):
     return weights
 
 
+def write_folder(root, classes, per_class=12, seed=0, sizes=((8, 8),)):
+    """ROOT/<class>/<n>.png: images of one colour a class, plus noise; image n is
+    ``sizes[n % len(sizes)]`` (height, width) pixels."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for n in range(per_class):
+            colour = np.array([80 * k % 256, 255 - 70 * k % 256, 40 + 60 * k % 200])
+            shape = (*sizes[n % len(sizes)], 3)
+            pixels = np.clip(colour + rng.normal(0, 10, shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{n}.png")
+
+
 def numpy_test_images(data_dir):
     """``(labels, images)`` of DATA_DIR/cifar-10-batches-bin/test_batch.bin decoded and
     VGG-preprocessed here with NumPy (BGR minus the ImageNet mean), not by input_data."""

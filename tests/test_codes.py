@@ -89,3 +89,85 @@ def test_a_killed_extraction_is_done_again_and_layers_that_do_not_fit_are_named(
     wrong = extract(root, tmp_path / "wrong", "--image-size", 64, "--layer", "fc6")
     line = own_lines(wrong, "extract_codes.py")
     assert wrong.returncode == 2 and len(line) == 1 and "fc6 (shape mismatch)" in line[0]
+
+
+def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_codes(workspace,
+                                                                                   tmp_path):
+    root, weights = workspace
+    out, logs = tmp_path / "codes", tmp_path / "logs"
+    assert extract(root, out, "--layer", "fc6").returncode == 0
+    head = ["--codes", out, "--head", "mlp", "--head-size", 64, "--batch-size", 32,
+            "--log-dir", logs, "--val-every", 6, "--log-every", 6, "--ema-decay", "0.5",
+            "--learning-rate", "0.001"]
+    trained = run("train_and_val.py", *head, "--max-steps", 6, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "Training a mlp head on vgg11's fc6 codes of 400 images" in trained.stdout
+    assert "validation at step 6" in trained.stdout
+
+    # the checkpoint holds the backbone as the weights file gave it and the head, nothing else
+    resumed = run("train_and_val.py", *head, "--max-steps", 12, cwd=tmp_path)
+    assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stderr
+    checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
+    assert checkpoint.endswith("-12") and tf1.train.latest_checkpoint(str(logs / "best"))
+    saved = dict(tf1.train.list_variables(checkpoint))
+    layers = {name.split("/")[0] for name in saved if name.endswith("/weights")}
+    assert layers == set(vgg16.conv_layer_names("vgg11")) | {"fc6", "head_hidden",
+                                                             "head_logits"}
+    for layer in ("conv1_1", "fc6"):
+        np.testing.assert_array_equal(tf1.train.load_variable(checkpoint, f"{layer}/weights"),
+                                      weights[layer][0])
+    # the head standardizes the codes by the training codes' mean and spread
+    train_codes = np.load(out / "train.npz")["codes"]
+    np.testing.assert_allclose(tf1.train.load_variable(checkpoint, "head_input/mean"),
+                               train_codes.mean(axis=0), rtol=1e-5, atol=1e-5)
+    scale = tf1.train.load_variable(checkpoint, "head_input/scale")
+    std = train_codes.std(axis=0)
+    assert np.all(scale >= std * (1 - 1e-5)) and np.all(scale >= 0.1 * std.mean() * (1 - 1e-5))
+    config = json.loads((logs / "train" / "config.json").read_text())
+    assert config["model"]["codes_layer"] == "fc6" and config["model"]["head"] == "mlp"
+    assert config["model"]["image_size"] == 32 and len(config["class_names"]) == 10
+
+    # the same checkpoint on the test images and on their codes: the same prediction each
+    reports = {}
+    for how, flags in (("images", ["--data-dir", root / "data"]), ("codes", ["--codes", out])):
+        result = run("evaluate.py", "--log-dir", logs, *flags, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "evaluating the moving averages" in result.stdout
+        name = "test-model.ckpt-12.json" if how == "images" else "test-codes-model.ckpt-12.json"
+        reports[how] = json.loads((logs / "eval" / name).read_text())["images_evaluated"]
+    assert reports["images"]["files"] == reports["codes"]["files"]
+    assert len(reports["codes"]["files"]) == 203
+    assert reports["images"]["predictions"] == reports["codes"]["predictions"]
+    assert len(set(reports["codes"]["predictions"])) > 2  # (not one class for every image)
+
+
+def test_codes_flags_that_contradict_the_manifest_are_refused(workspace, tmp_path):
+    root, weights = workspace
+    out = tmp_path / "codes"
+    assert extract(root, out, "--layer", "fc7").returncode == 0
+    other = tmp_path / "other.npy"
+    py2_npy.write(str(other), {**weights, "fc8": (weights["fc8"][0] + 1, weights["fc8"][1])})
+    cases = [["--codes", str(out), "--arch", "vgg16"],
+             ["--codes", str(out), "--image-size", "64"],
+             ["--codes", str(out), "--val-size", "50"],
+             ["--codes", str(out), "--pretrained", str(other)],
+             ["--codes", str(tmp_path)],
+             ["--head", "linear"],
+             ["--codes", str(out), "--trainable", "fc"]]
+    lines = helpers.python_json(
+        "import contextlib, io, json, train_and_val; out = []\n"
+        f"for flags in {cases!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        try:\n"
+        f"            code = train_and_val.main(flags + ['--log-dir', {str(tmp_path / 'l')!r}])\n"
+        "        except SystemExit as e:\n"
+        "            code = e.code\n"
+        "    out.append([code, err.getvalue().strip().splitlines()])\n"
+        "print(json.dumps(out))")
+    expected = ["--arch vgg16: the codes", "--image-size 64: the codes", "--val-size 50: the "
+                "codes", "is not the weights file the codes", "no manifest.json there",
+                "--head goes with --codes", "--trainable do not go with --codes"]
+    for (code, err), words in zip(lines, expected):
+        assert code == 2 and len(err) == 1 and words in err[0], (words, err)
+    assert not (tmp_path / "l").exists()  # nothing was written

@@ -243,10 +243,48 @@ def test_moving_averages_are_what_evaluation_restores(tmp_path):
         logits, _ = model.inference(CONFIG, tf.constant(x))
         tf1.train.get_or_create_global_step()
         with tf1.Session() as sess:
-            model.averages_saver().restore(sess, checkpoint)
+            model.averages_saver(checkpoint).restore(sess, checkpoint)
             fc7 = sess.run(tf1.trainable_variables("fc7")[0])
             got = sess.run(logits)
     np.testing.assert_array_equal(
         fc7, tf1.train.load_variable(checkpoint, "fc7/weights/ExponentialMovingAverage"))
     assert not np.array_equal(fc7, tf1.train.load_variable(checkpoint, "fc7/weights"))
     np.testing.assert_allclose(got, expected, rtol=1e-5)  # validation saw the same network
+
+
+def test_moving_averages_start_from_loaded_weights_and_cover_only_what_trains(tmp_path):
+    loaded = np.full([3, 2], 7.0, np.float32)
+    with tf.Graph().as_default():
+        step = tf1.train.get_or_create_global_step()
+        with tf1.variable_scope("fc7"):
+            frozen = tf1.get_variable("weights", [3, 2])
+        with tf1.variable_scope("fc8"):
+            trained = tf1.get_variable("weights", [3, 2])
+        loss = tf.reduce_sum(tf.square(trained)) + tf.reduce_sum(frozen)
+        optimizer = tools.make_optimizer(0.1)
+        train_op = tools.apply_gradients(optimizer, tools.compute_gradients(
+            optimizer, loss, var_list=[trained]), step)
+        ema, train_op, sync = model.moving_average(0.9, step, train_op, [trained])
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(trained.initializer, {trained.initializer.inputs[1]: loaded})  # as loaded
+            sess.run(sync)
+            np.testing.assert_array_equal(sess.run(ema.average(trained)), loaded)
+            sess.run(train_op)
+            after = sess.run(trained)
+            average = sess.run(ema.average(trained))
+            # one update moves the average from the loaded weights towards the new ones
+            share = np.sum((average - loaded) * (after - loaded)) / np.sum((after - loaded) ** 2)
+            np.testing.assert_allclose(average, loaded + share * (after - loaded), rtol=1e-6)
+            assert 0 < share < 1 and ema.average(frozen) is None
+            prefix = tf1.train.Saver().save(sess, str(tmp_path / "model.ckpt"), global_step=1)
+            expected_frozen = sess.run(frozen)
+    with tf.Graph().as_default():
+        with tf1.variable_scope("fc7"):
+            frozen = tf1.get_variable("weights", [3, 2])
+        with tf1.variable_scope("fc8"):
+            trained = tf1.get_variable("weights", [3, 2])
+        with tf1.Session() as sess:
+            model.averages_saver(prefix).restore(sess, prefix)
+            np.testing.assert_array_equal(sess.run(trained), average)
+            np.testing.assert_array_equal(sess.run(frozen), expected_frozen)

@@ -225,7 +225,8 @@ def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((logs / "train" / "config.json").read_text())
     assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
-                               "num_classes": 10, "fc_size": 4096}
+                               "num_classes": 10, "fc_size": 4096, "codes_layer": None,
+                               "head": None, "head_size": 0}
     evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
 

@@ -1,0 +1,110 @@
+"""Cached codes: the files extract_codes.py writes and the tf.data pipeline that reads them back.
+
+A codes folder holds ``<split>.npz`` (``codes`` float32 [N, D], ``labels`` int [N], ``files``
+str [N]) for each split the data set has, and ``manifest.json`` saying what made them: network,
+layer, image size, preprocessing, the weights file (its path and SHA-256), the data set, its
+validation share, class names and a fingerprint of the images. The manifest is written last, so
+a folder without one holds no codes to trust.
+
+    manifest = codes.read_manifest("codes/flowers")
+    values, labels, files = codes.load("codes/flowers", "train")
+    dataset = codes.dataset(values, labels, batch_size=128, shuffle=True, repeat=True)
+"""
+
+import hashlib
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from cli import UsageError, read_json
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+LAYERS = ("pool5", "fc6", "fc7")
+# Manifest entries that say where things are, not what the codes are: moving the weights file
+# or the images does not make the codes stale (their SHA-256 and fingerprint say when it does).
+WHERE = ("weights_file", "data_dir", "splits")
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(data_dir, leave_out=()):
+    """SHA-256 of every file's path, size and modification time under ``data_dir`` (not under
+    the folders ``leave_out``: the codes' own, when they are written inside it)."""
+    digest = hashlib.sha256()
+    leave_out = {os.path.abspath(p) for p in leave_out}
+    for folder, dirs, names in sorted(os.walk(data_dir)):
+        dirs[:] = sorted(d for d in dirs
+                         if os.path.abspath(os.path.join(folder, d)) not in leave_out)
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            stat = os.stat(path)
+            digest.update(f"{os.path.relpath(path, data_dir)}\0{stat.st_size}\0"
+                          f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def same_codes(old, new):
+    """Whether two manifests describe the same codes (wherever the files now are)."""
+    return ({k: v for k, v in old.items() if k not in WHERE}
+            == {k: v for k, v in new.items() if k not in WHERE})
+
+
+def read_manifest(codes_dir, flag="--codes"):
+    """The manifest of a complete codes folder; UsageError naming the flag otherwise."""
+    path = os.path.join(codes_dir, MANIFEST)
+    if not os.path.isfile(path):
+        raise UsageError(f"{flag} {codes_dir}: no {MANIFEST} there (no codes, or an extraction "
+                         "that did not finish); make them with extract_codes.py --out "
+                         f"{codes_dir}")
+    manifest = read_json(path)
+    needed = ("network", "layer", "image_size", "class_names", "splits")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
+        raise UsageError(f"{path} is not a manifest extract_codes.py wrote; make the codes "
+                         "again with extract_codes.py")
+    return manifest
+
+
+def load(codes_dir, split, flag="--codes"):
+    """``(codes, labels, files)`` of one split; UsageError when the split is not there."""
+    path = os.path.join(codes_dir, f"{split}.npz")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            values, labels, files = data["codes"], data["labels"], data["files"]
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {codes_dir} has no {split} codes ({split}.npz); the data set "
+                         f"had no {split} split when they were made") from None
+    except (OSError, ValueError, KeyError) as e:
+        raise UsageError(f"{path}: not codes extract_codes.py wrote ({e}); make them again "
+                         "with extract_codes.py") from None
+    if values.ndim != 2 or len(values) != len(labels) or len(files) != len(labels):
+        raise UsageError(f"{path}: codes, labels and files do not match in length; make them "
+                         "again with extract_codes.py")
+    return values.astype(np.float32, copy=False), labels.astype(np.int64), files
+
+
+def dataset(values, labels, batch_size, shuffle=False, repeat=False, seed=0):
+    """A ``tf.data.Dataset`` of ``(codes, labels)`` batches. The arrays stay in NumPy and each
+    batch is gathered from them by position, so codes of any size go through without becoming
+    a constant of the graph (which is limited to 2 GB)."""
+    count, width = values.shape
+
+    def gather(positions):
+        return values[positions], labels[positions]
+
+    positions = tf.data.Dataset.range(count)
+    if shuffle:
+        positions = positions.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        positions = positions.repeat()
+    batches = positions.batch(batch_size).map(
+        lambda p: tf.numpy_function(gather, [p], (tf.float32, tf.int64), stateful=False))
+    return batches.map(lambda c, l: (tf.ensure_shape(c, [None, width]),
+                                     tf.ensure_shape(l, [None]))).prefetch(2)

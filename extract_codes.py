@@ -88,11 +88,7 @@ def extract(args, source, split, options):
             session.run(iterator.initializer)
             total = source.num_examples(args.data_dir, split, args.val_size, **options)
             progress, out_codes, out_labels = cli.Progress(split, total), [], []
-            while True:
-                try:
-                    batch_codes, batch_labels = session.run([values, labels])
-                except tf.errors.OutOfRangeError:
-                    break
+            for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
                 out_codes.append(batch_codes)
                 out_labels.append(batch_labels)
                 progress.update(sum(len(b) for b in out_labels))

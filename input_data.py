@@ -724,6 +724,42 @@ def resize(images, image_size):
     return tf.image.resize(images, [image_size, image_size])
 
 
+def is_image_file(name):
+    """Whether a file name has the extension of an image the folder reader takes."""
+    return _is_image(os.path.basename(name))
+
+
+def check_files(paths):
+    """``[(path, decoder)]`` for image files, each opened and decoded once first (decoder:
+    "tf" or "pillow", see ``decode_file``); DataError naming the bad ones (the first few, and
+    how many more) otherwise."""
+    results = _check_all(paths)
+    bad = [f"{path} ({reason})" for path, (decoder, reason) in zip(paths, results)
+           if decoder is None]
+    if bad:
+        raise DataError(f"{len(bad)} of the {len(paths)} images cannot be used: {_few(bad)}; "
+                        "remove or replace them")
+    return [(path, decoder) for path, (decoder, _) in zip(paths, results)]
+
+
+def read_files(paths, batch_size, image_size, preprocess="vgg"):
+    """A tf.data.Dataset of image batches (float32 [B, S, S, 3]) from image files of any
+    format and size the folder reader takes, in the given order, the last batch partial: each
+    decoded, resized and preprocessed exactly as ``read_folder`` does for evaluation. The files
+    are checked first (``check_files``)."""
+    _check_read_arguments(preprocess, batch_size, image_size)
+    checked = check_files(paths)
+    data = tf.data.Dataset.from_tensor_slices((
+        np.array([os.fsencode(path) for path, _ in checked], dtype=object),
+        np.array([decoder == "pillow" for _, decoder in checked])))
+    data = data.map(lambda path, pillow: resize(decode_file(tf.io.read_file(path), pillow),
+                                                image_size),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = data.batch(batch_size).map(lambda images: preprocess_batch(images, preprocess),
+                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
 def read_folder(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
                 image_size=None, repeat=False, seed=None, val_size=None, skip_bad_images=False):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of a

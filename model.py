@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 import devices
+import input_data
 import nets
 import tools
 
@@ -218,18 +219,55 @@ class SplitResult(typing.NamedTuple):
         return float(np.mean(self.labels == self.predictions))
 
 
+def each_batch(session, fetches):
+    """Run ``fetches`` until the input pipeline is at its end; yield each batch's values."""
+    while True:
+        try:
+            yield session.run(fetches)
+        except tf.errors.OutOfRangeError:
+            return
+
+
 def run_split(session, iterator, tower):
     """Run ``tower`` over its whole split once (from ``iterator.initializer`` to the end of the
     data) and return a ``SplitResult`` of every image, the last partial batch included."""
     session.run(iterator.initializer)
-    fetches = [tower.labels, tower.predictions, tower.losses]
-    batches = []
-    while True:
-        try:
-            batches.append(session.run(fetches))
-        except tf.errors.OutOfRangeError:
-            break
+    batches = list(each_batch(session, [tower.labels, tower.predictions, tower.losses]))
     if not batches:
         return SplitResult(*(np.zeros(0, dtype) for dtype in (np.int32, np.int32, np.float32)))
     return SplitResult(*(np.concatenate(column) for column in zip(*batches)))
 
+
+def classify(config, images):
+    """``(probabilities float32 [B, classes], classes int64 [B], logits)`` of the network (not
+    training: no dropout, batch norm from its moving statistics, so an image gets the same
+    answer alone as in any batch) on preprocessed ``images``. Rank classes by the logits:
+    probabilities that round to 0 (or 1) no longer tell their classes apart."""
+    logits, _ = inference(config, images)
+    logits = tf.cast(logits, tf.float32)
+    return tf.nn.softmax(logits), tf.argmax(logits, axis=-1), logits
+
+
+def serving_inputs(config, images):
+    """uint8 RGB ``images`` [B, H, W, 3] of any size -> what the network reads: resized and
+    preprocessed inside the graph, as the input pipeline does for evaluation."""
+    return input_data.preprocess_batch(input_data.resize(images, config["image_size"]),
+                                       nets.get(config["arch"]).preprocess)
+
+
+def load_checkpoint(session, checkpoint, use_averages=True):
+    """Set every global variable of the session's graph from ``checkpoint``: from its moving
+    average where the checkpoint holds one and ``use_averages``, from itself otherwise. The
+    values go through the variables' own initializers, so no saver is added to the graph (an
+    exported graph stays without one). Returns whether moving averages were used."""
+    reader = tf1.train.NewCheckpointReader(checkpoint)
+    saved = reader.get_variable_to_shape_map()
+    averaged = False
+    for variable in session.graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
+        name = variable.op.name
+        average = f"{name}/ExponentialMovingAverage"
+        if use_averages and average in saved:
+            name, averaged = average, True
+        session.run(variable.initializer,
+                    {variable.initializer.inputs[1]: reader.get_tensor(name)})
+    return averaged

@@ -236,6 +236,18 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
 # Writing the layout from Keras's ImageNet weights
 # ----------------------------------------------------------------------------------------------
 
+# The 1000 ImageNet classes in the order of the public fc8's outputs (and Keras's): one line each,
+# "WordNet id, space, name" (the first n01440764 tench, the last n15075141 toilet tissue).
+IMAGENET_CLASSES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "imagenet_classes.txt")
+
+
+def imagenet_classes():
+    """``[(wordnet_id, name)]`` of the 1000 ImageNet classes, in fc8's order."""
+    with open(IMAGENET_CLASSES, encoding="utf-8") as f:
+        return [tuple(line.rstrip("\n").split(" ", 1)) for line in f if line.strip()]
+
+
 _KERAS_TO_PUBLIC = {"fc1": "fc6", "fc2": "fc7", "predictions": "fc8"}
 
 

@@ -1,18 +1,23 @@
-"""convert_weights.py against an implementation nobody here wrote: Keras's VGG16 and VGG19.
+"""convert_weights.py against an implementation nobody here wrote: Keras's VGG16 and VGG19; and
+predict.py straight from the converted file, against Keras's top 5 classes.
 
 Keras's models are built with random weights (biases too, so a bias that is not carried over
 shows), converted by the real command, loaded into ``vgg16.build`` at 224x224 with 1000 classes,
 and must give Keras's logits on the same images.
 """
 
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import helpers
 import tools
 import vgg16
+import weights
 
 tf1 = tf.compat.v1
 
@@ -46,6 +51,21 @@ def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
 
     images = rng.uniform(-125, 150, (2, 224, 224, 3)).astype(np.float32)
     expected = model.predict(images, verbose=0)
+    if arch == "vgg16":  # predict.py straight from the weights file: Keras's top 5
+        pixels = rng.integers(0, 256, (2, 224, 224, 3)).astype(np.uint8)
+        keras_top = np.argsort(-model.predict(keras.applications.vgg16.preprocess_input(
+            pixels.astype(np.float32)), verbose=0), axis=1)[:, :5]
+        files = [tmp_path / f"{i}.png" for i in range(2)]
+        for path, image in zip(files, pixels):
+            Image.fromarray(image).save(path)
+        predicted = helpers.run("predict.py", "--weights", out, "--arch", "vgg16", "--json",
+                                *files)
+        assert predicted.returncode == 0, predicted.stderr
+        tops = [[t["index"] for t in p["top"]] for p in json.loads(predicted.stdout)]
+        assert tops == keras_top.tolist()
+        names = dict(weights.imagenet_classes())
+        assert [t["class"] for t in json.loads(predicted.stdout)[0]["top"]] == [
+            list(names.values())[i] for i in tops[0]]
     del model
     with tf.Graph().as_default():
         inputs = tf1.placeholder(tf.float32, [None, 224, 224, 3])
@@ -85,3 +105,11 @@ def test_unreadable_keras_file_is_a_clear_error(tmp_path):
     assert str(bad) in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_the_imagenet_class_list_is_in_the_order_of_fc8():
+    classes = weights.imagenet_classes()
+    assert len(classes) == 1000
+    assert classes[0] == ("n01440764", "tench") and classes[-1] == ("n15075141", "toilet tissue")
+    ids = [wordnet_id for wordnet_id, _ in classes]
+    assert ids == sorted(set(ids))  # fc8's order is the WordNet ids sorted, each once

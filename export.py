@@ -1,0 +1,112 @@
+"""Export a trained network as a SavedModel for TensorFlow Serving (or any TensorFlow program).
+
+    python export.py --out exported/cifar10                # the latest checkpoint of logs/train
+    python export.py --best --log-dir logs/flowers --out exported/flowers
+    python export.py --weights pretrained/vgg16.npy --arch vgg16 --out exported/imagenet
+    saved_model_cli show --dir exported/cifar10/1 --all
+
+Each export goes into a new version folder, OUT/1, then OUT/2 ... (the layout TensorFlow Serving
+watches); nothing is overwritten. The signature ``serving_default`` takes ``images``: uint8 RGB
+[batch, height, width, 3] of any size, resized and preprocessed inside the graph as evaluation
+does; it returns ``probabilities`` (float32 [batch, classes]), ``classes`` (int64 [batch]) and
+``class_names`` (string [batch]). The class list is also an asset, ``assets/class_names.txt``.
+The graph holds the network for inference only: no input pipeline, no training ops, no dropout,
+batch norm from its moving statistics, and a run's moving averages of its weights when it has
+them.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import cli
+
+cli.quiet_interrupt("export.py")  # Ctrl-C while TensorFlow loads: one line
+
+# (the heavy imports come after that)
+import tensorflow as tf  # noqa: E402
+
+import model  # noqa: E402
+import serving  # noqa: E402
+
+tf1 = tf.compat.v1
+CLASS_NAMES_FILE = "class_names.txt"
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_flags(p, "log-dir")
+    which = p.add_mutually_exclusive_group()
+    cli.add_flags(which, "checkpoint", "best")
+    which.add_argument("--weights", help="export a weights file with fc6-fc8 (e.g. the public "
+                                         "vgg16.npy) with ImageNet's 1000 classes instead")
+    cli.add_flags(p, "arch")
+    p.add_argument("--out", required=True,
+                   help="the model's folder; this export becomes its next version, OUT/N")
+    p.add_argument("--no-ema", action="store_true",
+                   help="export a run's trained weights even when its checkpoint holds their "
+                        "moving averages")
+    return p.parse_args(argv)
+
+
+def next_version(out):
+    """1 + the highest version folder in ``out`` (1 for a new or empty one)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise cli.UsageError(f"--out {out} is a file; give a folder for the model's versions")
+    versions = [int(name) for name in (os.listdir(out) if os.path.isdir(out) else [])
+                if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def build(classifier, session):
+    """The serving graph of ``classifier`` in the session's graph, its variables loaded;
+    ``(inputs, outputs)`` tensors of the signature."""
+    images = tf1.placeholder(tf.uint8, [None, None, None, 3], name="images")
+    probabilities, classes, _ = model.classify(
+        classifier.config, model.serving_inputs(classifier.config, images))
+    names = tf.gather(tf.constant(classifier.class_names), classes, name="class_names")
+    classifier.load(session)
+    return ({"images": images}, {"probabilities": tf.identity(probabilities, "probabilities"),
+                                 "classes": tf.identity(classes, "classes"),
+                                 "class_names": names})
+
+
+def export(args):
+    classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
+        serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    version = next_version(args.out)
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete
+    try:
+        class_file = os.path.join(work, CLASS_NAMES_FILE)
+        with open(class_file, "w", encoding="utf-8") as f:
+            f.write("".join(f"{name}\n" for name in classifier.class_names))
+        with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
+            inputs, outputs = build(classifier, session)
+            asset = tf.constant(class_file, name="class_names_file")
+            tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, asset)
+            builder = tf1.saved_model.Builder(os.path.join(work, "model"))
+            builder.add_meta_graph_and_variables(
+                session, [tf1.saved_model.tag_constants.SERVING],
+                signature_def_map={"serving_default": tf1.saved_model.predict_signature_def(
+                    inputs, outputs)},
+                assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
+                strip_default_attrs=True)
+            builder.save()
+        final = os.path.join(args.out, str(version))
+        os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"Exported {classifier.source} ({classifier.config['arch']}, "
+          f"{len(classifier.class_names)} classes) to {final}")
+    print(f"  saved_model_cli show --dir {final} --all")
+    return 0
+
+
+def main(argv=None):
+    return cli.run_main("export.py", export, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

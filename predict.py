@@ -1,0 +1,130 @@
+"""Classify image files with a trained network, or straight from an ImageNet weights file.
+
+    python predict.py cat.jpg photos/            # the latest checkpoint of logs/train
+    python predict.py --best --top 3 photos/     # the best checkpoint by validation accuracy
+    python predict.py --json img.png > out.json  # one JSON document
+    python predict.py --weights pretrained/vgg16.npy --arch vgg16 cat.jpg   # ImageNet's classes
+
+Takes image files of any size in the formats the folder reader takes (JPEG, PNG, BMP, GIF,
+PPM/PGM) and folders (every image under them, in sorted order). Each image is decoded, resized
+and preprocessed as evaluation does it; the network runs without dropout and with batch norm's
+moving statistics, so an image gets the same answer alone as in a batch. A run's checkpoint is
+read with the moving averages of its weights when it has them, as evaluate.py does. Prints, per
+image, its top classes with their probabilities. Nothing is written.
+"""
+
+import json
+import os
+import sys
+
+import cli
+
+cli.quiet_interrupt("predict.py")  # Ctrl-C while TensorFlow loads: one line
+
+# (the heavy imports come after that)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import devices  # noqa: E402
+import input_data  # noqa: E402
+import model  # noqa: E402
+import nets  # noqa: E402
+import serving  # noqa: E402
+
+tf1 = tf.compat.v1
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                   help="image files, and folders of them")
+    cli.add_flags(p, "log-dir")
+    which = p.add_mutually_exclusive_group()
+    cli.add_flags(which, "checkpoint", "best")
+    which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
+                                         "vgg16.npy): ImageNet's 1000 classes at 224x224")
+    cli.add_flags(p, "arch", "batch-size", "precision", batch_size=32)
+    p.add_argument("--top", type=cli.at_least(1), default=5, help="classes shown per image")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document: [{file, top: [{class, index, probability}]}]")
+    p.add_argument("--no-ema", action="store_true",
+                   help="use a run's trained weights even when its checkpoint holds their "
+                        "moving averages")
+    return p.parse_args(argv)
+
+
+def image_files(paths):
+    """The image files of ``paths``: files as given, folders as every image under them in
+    sorted order; UsageError for a path that is neither, or a folder without images."""
+    found = []
+    for path in paths:
+        if os.path.isfile(path):
+            found.append(path)
+        elif os.path.isdir(path):
+            inside = []
+            for folder, dirs, names in os.walk(path):
+                dirs.sort()
+                inside += [os.path.join(folder, n) for n in sorted(names)
+                           if input_data.is_image_file(n)]
+            if not inside:
+                raise cli.UsageError(f"{path}: a folder without images (JPEG, PNG, BMP, GIF, "
+                                     "PPM, PGM); give image files or folders of them")
+            found += inside
+        else:
+            raise cli.UsageError(f"{path}: no such file or folder")
+    return found
+
+
+def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr):
+    """``(probabilities, logits)``, each [len(files), classes], of every file, in order."""
+    with tf.Graph().as_default():
+        images, _, iterator = model.inputs(lambda: input_data.read_files(
+            files, batch_size, config["image_size"], nets.get(config["arch"]).preprocess).map(
+                lambda batch: (batch, tf.zeros([tf.shape(batch)[0]], tf.int32))),
+            initializable=True)
+        probabilities, _, logits = model.classify(config, images)
+        with tf1.Session(config=devices.session_config(precision)) as session:
+            load(session)
+            session.run(iterator.initializer)
+            progress = cli.Progress("predict", len(files), stream) \
+                if len(files) > batch_size else None
+            batches = []
+            for batch in model.each_batch(session, [probabilities, logits]):
+                batches.append(batch)
+                if progress:
+                    progress.update(sum(len(b[0]) for b in batches))
+    return tuple(np.concatenate(column) for column in zip(*batches))
+
+
+def top_classes(probabilities, logits, names, top):
+    """``[{"class", "index", "probability"}]`` of the ``top`` classes with the highest logits
+    (the order of the probabilities, also where they round to the same value)."""
+    order = np.argsort(-logits, kind="stable")[:top]
+    return [{"class": names[i], "index": int(i), "probability": float(probabilities[i])}
+            for i in order]
+
+
+def run(args):
+    files = image_files(args.images)
+    classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
+        serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    probabilities, logits = predict(classifier.config, files, classifier.load,
+                                    args.batch_size, args.precision)
+    results = [{"file": path, "top": top_classes(p, l, classifier.class_names, args.top)}
+               for path, p, l in zip(files, probabilities, logits)]
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for result in results:
+        print(result["file"])
+        for entry in result["top"]:
+            print(f"  {entry['probability']:.4f}  {entry['class']} ({entry['index']})")
+    return 0
+
+
+def main(argv=None):
+    return cli.run_main("predict.py", run, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,7 @@
     python benchmark.py                          # VGG16, 32x32, batch 128, fp32
     python benchmark.py --precision bf16         # oneDNN bfloat16 on CPUs that have it
     python benchmark.py --transfer               # codes: extraction, an epoch on codes vs images
+    python benchmark.py --scale                  # 1, 2, 4 towers and a localhost cluster
 
 In one run, after warm-up, each figure a median over --repeats measurements:
   train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
@@ -13,6 +14,10 @@ In one run, after warm-up, each figure a median over --repeats measurements:
   eval       the forward pass of the evaluation graph on the test pipeline
   pipeline   the training input pipeline alone (shuffle, augment, preprocess)
   matmul     a large matrix product in float32 and bfloat16, GFLOP/s
+With --scale, instead: train_and_val.py's images/s with 1, 2 and 4 towers on logical CPU
+devices (--num-gpus N --tower-device cpu) and as a localhost cluster of 1 parameter server and 2
+synchronous workers (cluster.py, half the batch each), all with the same global batch, as
+ratios to the one-tower run: on one machine this is the overhead each adds.
 With --transfer, instead: extract_codes.py's images/s (fc6 codes from a weights file of the
 network's own initial values), and one epoch of train_and_val.py on those codes (--codes, a
 linear head) against one epoch of --trainable fc on the images they came from.
@@ -56,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--transfer", action="store_true",
                    help="measure transfer learning instead: extraction of codes, and an epoch "
                         "on codes against an epoch of --trainable fc on images")
+    p.add_argument("--scale", action="store_true",
+                   help="measure towers and a localhost cluster against one process instead")
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
@@ -249,6 +256,58 @@ def program_rate(args, data_dir, log_dir):
                                            args.steps))
 
 
+def global_rate(log_dir, batch_size):
+    """Median images/s of the whole job from the training events: the global step's progress
+    between progress lines times the global batch, the first interval left out."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
+    events.Reload()
+    points = [(e.step, e.wall_time) for e in events.Scalars("images_per_sec")]
+    rates = [(b[0] - a[0]) * batch_size / (b[1] - a[1]) for a, b in zip(points, points[1:])]
+    return statistics.median(rates)
+
+
+def scale(args):
+    """Towers on CPU devices and a localhost cluster against one tower, same global batch."""
+    steps = args.steps * (args.repeats + 2)
+    results = {"arch": args.arch, "image_size": args.image_size, "batch_size": args.batch_size,
+               "precision": args.precision}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = os.path.join(tmp, "data")
+        write_cifar_files(data_dir, train_records=2000, test_records=100)
+        common = ["--data-dir", data_dir, "--arch", args.arch, "--pretrained", "none",
+                  "--image-size", args.image_size, "--val-size", 0, "--precision",
+                  args.precision, "--save-every", 10 ** 9]
+        for towers in (1, 2, 4):
+            log_dir = os.path.join(tmp, f"towers{towers}")
+            program_rates(log_dir, common + ["--batch-size", args.batch_size, "--num-gpus",
+                                             towers, "--tower-device", "cpu"], steps, args.steps)
+            results[f"towers{towers}_img_s"] = global_rate(log_dir, args.batch_size)
+        log_dir = os.path.join(tmp, "cluster")
+        command = [sys.executable, os.path.join(ROOT, "cluster.py"), "--ps", "1", "--workers",
+                   "2", "--", *map(str, common), "--batch-size", str(args.batch_size // 2),
+                   "--max-steps", str(steps), "--log-every", str(args.steps), "--log-dir",
+                   log_dir]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode:
+            raise RuntimeError(f"cluster.py failed: {done.stdout[-2000:]}")
+        results["cluster_img_s"] = global_rate(log_dir, args.batch_size)
+    for name in ("towers2", "towers4", "cluster"):
+        results[f"{name}_vs_one"] = results[f"{name}_img_s"] / results["towers1_img_s"]
+    print(f"scale-out overhead: {args.arch} {args.image_size}x{args.image_size}, global batch "
+          f"{args.batch_size}, {args.precision}, one machine; medians of intervals of "
+          f"{args.steps} steps after the first")
+    for name, what in (("towers1", "1 tower"), ("towers2", "2 towers on CPU devices"),
+                       ("towers4", "4 towers on CPU devices"),
+                       ("cluster", "cluster: 1 ps + 2 synchronous workers")):
+        ratio = f"  {results[name + '_vs_one']:.3f}x one tower" if name != "towers1" else ""
+        print(f"  {what:40s} {results[name + '_img_s']:8.1f} images/s{ratio}")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in results.items()}))
+    return 0
+
+
 def write_initial_weights(arch, image_size, path):
     """A weights file in the public layout holding the network's initial values (fc6 sized
     for ``image_size``): speed does not depend on the values."""
@@ -321,6 +380,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.transfer:
         return transfer(args)
+    if args.scale:
+        return scale(args)
     forward, training = flops_per_image(args.arch, args.image_size)
     results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
                "precision": args.precision, "xla": args.xla}

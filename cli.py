@@ -111,8 +111,10 @@ FLAGS = {
     # data
     "dataset": dict(default="cifar10", help="which data set (%(choices)s): 'folder' reads "
                     "DATA_DIR/<class>/<image> or DATA_DIR/train/<class>/... and test/<class>/..."),
-    "skip-bad-images": dict(action="store_true", help="with --dataset folder: leave out images "
-                            "that cannot be read, with a count, instead of stopping"),
+    "skip-bad-images": dict(action="store_true", help="with --dataset folder or gtsrb: leave "
+                            "out images that cannot be read, with a count, instead of stopping"),
+    "crop-roi": dict(action="store_true", help="with --dataset gtsrb (the official layout): cut "
+                     "each image to the sign's box its CSV gives, before resizing"),
     "data-dir": dict(default="data", help="folder holding cifar-10-batches-bin/, or the .bin "
                      "files themselves (train_and_val.py downloads CIFAR-10 there when missing)"),
     "val-size": dict(type=at_least(0), help="training images held out for validation "
@@ -184,6 +186,22 @@ def add_flags(parser, *names, **defaults):
         parser.add_argument("--" + name, **spec)
     if defaults:
         raise TypeError(f"defaults for flags not added: {', '.join(defaults)}")
+
+
+def data_options(args, dataset=None):
+    """The options the data set's functions take beyond the usual ones, from --skip-bad-images
+    and --crop-roi; UsageError where the data set (default --dataset) does not take them."""
+    dataset = dataset or args.dataset
+    options = {}
+    if getattr(args, "skip_bad_images", False):
+        if dataset not in ("folder", "gtsrb"):
+            raise UsageError("--skip-bad-images goes with --dataset folder or gtsrb")
+        options["skip_bad_images"] = True
+    if getattr(args, "crop_roi", False):
+        if dataset != "gtsrb":
+            raise UsageError("--crop-roi goes with --dataset gtsrb")
+        options["crop_roi"] = True
+    return options
 
 
 def check_image_size(parser, args):

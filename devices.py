@@ -3,6 +3,7 @@ with bfloat16 instructions, fp16 on GPUs) and XLA, and the device of the input p
 
     with tf.device(devices.INPUT_DEVICE): ...      # tf.data stays on the CPU
     config = devices.session_config("bf16")         # UsageError where the machine cannot
+    tower_devices = devices.towers(2, "gpu")        # UsageError without two GPUs
 """
 
 import tensorflow as tf
@@ -26,11 +27,12 @@ def cpu_has_bf16():
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def session_config(precision="fp32", xla=False):
+def session_config(precision="fp32", xla=False, cpus=None):
     """A ConfigProto for ``precision``: ``bf16`` turns on oneDNN's bfloat16 mixed-precision
     rewrite (CPUs with bfloat16 instructions), ``fp16`` expects a GPU (the float16 rewrite is
-    enabled with loss scaling by ``tools.make_optimizer``). Raises UsageError where the machine
-    cannot."""
+    enabled with loss scaling by ``tools.make_optimizer``). ``cpus``: split the CPU into that
+    many logical devices, /cpu:0 ... (towers on CPU devices, for tests and measurements).
+    Raises UsageError where the machine cannot."""
     if precision not in PRECISIONS:
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     gpus = tf.config.list_physical_devices("GPU")
@@ -42,6 +44,8 @@ def session_config(precision="fp32", xla=False):
         raise UsageError("--precision fp16 needs a GPU and TensorFlow sees none: use "
                          f"--precision {'bf16' if cpu_has_bf16() else 'fp32'}")
     config = tf1.ConfigProto(allow_soft_placement=True)
+    if cpus:
+        config.device_count["CPU"] = cpus
     config.gpu_options.allow_growth = True
     from tensorflow.core.protobuf import rewriter_config_pb2
     rewrites = config.graph_options.rewrite_options
@@ -52,3 +56,16 @@ def session_config(precision="fp32", xla=False):
     if xla:
         config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
     return config
+
+
+def towers(count, kind="gpu"):
+    """The devices of ``count`` towers: /gpu:0 ... (UsageError when the machine has fewer GPUs),
+    or ``kind="cpu"``: /cpu:0 ..., logical devices that ``session_config(cpus=count)`` makes."""
+    if kind == "gpu":
+        found = len(tf.config.list_physical_devices("GPU"))
+        if count > found:
+            raise UsageError(f"--num-gpus {count}: TensorFlow sees "
+                             f"{found or 'no'} GPU{'' if found == 1 else 's'} on this machine; "
+                             + (f"ask for at most {found}, " if found else "")
+                             + "or add --tower-device cpu to run the towers on CPU devices")
+    return [f"/{kind}:{i}" for i in range(count)]

@@ -35,7 +35,8 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir", dataset=None)
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "log-dir",
+                  dataset=None)
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
     cli.add_flags(p, "split", "batch-size", "precision", "xla", batch_size=250)
@@ -53,9 +54,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.watch and (args.checkpoint or args.best):
         p.error("--watch follows train/; it does not go with --checkpoint or --best")
-    if args.codes and (args.tta != "none" or args.skip_bad_images or args.dataset):
-        p.error("--tta, --skip-bad-images and --dataset need images; they do not go with "
-                "--codes")
+    if args.codes and (args.tta != "none" or args.skip_bad_images or args.crop_roi
+                       or args.dataset):
+        p.error("--tta, --skip-bad-images, --crop-roi and --dataset need images; they do not "
+                "go with --codes")
     return args
 
 
@@ -108,8 +110,9 @@ class Evaluator:
         """The network on the images of --split; the split's file names."""
         dataset = dataset_of(args, config)
         source = input_data.SOURCES[dataset]
-        if args.skip_bad_images and dataset != "folder":
-            raise cli.UsageError("--skip-bad-images goes with --dataset folder")
+        if dataset == config["runs"][-1].get("dataset") and config["runs"][-1].get("crop_roi"):
+            args.crop_roi = True  # evaluate the images as the run saw them
+        options = cli.data_options(args, dataset)
         names = source.class_names(args.data_dir)
         trained = config.get("class_names") or names
         if names != trained:  # labels are positions in the sorted class folders
@@ -117,7 +120,6 @@ class Evaluator:
                                  f"was trained on {', '.join(trained)}: evaluate on images of "
                                  "the same classes")
         self.class_names = trained
-        options = {"skip_bad_images": True} if args.skip_bad_images else {}
         source.validate(args.data_dir, args.split, **options)
         val_size = config["runs"][-1]["val_size"]
         with self.graph.as_default():

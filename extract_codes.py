@@ -40,13 +40,15 @@ def parse_args(argv=None):
     p.add_argument("--weights", required=True, help="the network's weights file (.npy)")
     p.add_argument("--layer", choices=codes.LAYERS, default="fc6",
                    help="whose output is the code (fc6 and fc7 after their ReLU)")
-    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "val-size", "image-size",
-                  "batch-size", "precision", batch_size=100)
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "val-size",
+                  "image-size", "batch-size", "precision", batch_size=100)
     p.add_argument("--out", required=True, help="folder for the codes and their manifest")
     args = p.parse_args(argv)
     cli.check_image_size(p, args)
-    if args.skip_bad_images and args.dataset != "folder":
-        p.error("--skip-bad-images goes with --dataset folder")
+    try:
+        cli.data_options(args)
+    except cli.UsageError as e:
+        p.error(str(e))
     return args
 
 
@@ -57,7 +59,7 @@ def manifest_for(args, source):
         raise cli.UsageError(f"--weights {args.weights}: cannot read it ({e.strerror})") from None
     return {"network": args.arch, "layer": args.layer, "image_size": args.image_size,
             "preprocessing": nets.get(args.arch).preprocess, "weights_sha256": weights_sha,
-            "dataset": args.dataset, "val_size": args.val_size,
+            "dataset": args.dataset, "val_size": args.val_size, "crop_roi": args.crop_roi,
             "class_names": source.class_names(args.data_dir),
             "images": codes.fingerprint(args.data_dir, leave_out=[args.out]),
             "weights_file": os.path.abspath(args.weights),
@@ -84,7 +86,8 @@ def extract(args, source, split, options):
             if missing:
                 raise cli.UsageError(f"--weights {args.weights} does not give {args.layer} at "
                                      f"{args.image_size}x{args.image_size}: {', '.join(missing)}"
-                                     "; use --image-size 224 or --layer pool5")
+                                     f"; use --image-size {network.imagenet_image_size} or "
+                                     "--layer pool5")
             session.run(iterator.initializer)
             total = source.num_examples(args.data_dir, split, args.val_size, **options)
             progress, out_codes, out_labels = cli.Progress(split, total), [], []
@@ -116,7 +119,7 @@ def run(args):
     source.prepare(args.data_dir)
     if args.val_size is None:
         args.val_size = source.default_val_size(args.data_dir)
-    options = {"skip_bad_images": True} if args.skip_bad_images else {}
+    options = cli.data_options(args)
     manifest = manifest_for(args, source)
     path = os.path.join(args.out, codes.MANIFEST)
     old = cli.read_json(path) if os.path.exists(path) else None

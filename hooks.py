@@ -81,7 +81,8 @@ class ProgressHook(tf1.train.SessionRunHook):
                  validation=None):
         self.every, self.fetches, self.batch_size = every, fetches, batch_size
         self.steps_per_epoch, self.max_steps = steps_per_epoch, max_steps
-        self.writer = tf1.summary.FileWriterCache.get(train_dir)
+        # (None: a worker that is not the chief writes nothing)
+        self.writer = tf1.summary.FileWriterCache.get(train_dir) if train_dir else None
         self.validation = validation
 
     def begin(self):
@@ -114,7 +115,8 @@ class ProgressHook(tf1.train.SessionRunHook):
               f"loss {self.loss_sum / self.count:.4f}  "
               f"accuracy {self.accuracy_sum / self.count:.4f}  lr {rate:.5f}  "
               f"{images_per_sec:.0f} images/s  {format_seconds(left)} left", flush=True)
-        runs.add_scalars(self.writer, step, images_per_sec=images_per_sec)
+        if self.writer:
+            runs.add_scalars(self.writer, step, images_per_sec=images_per_sec)
         self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
         self.start, self.paused = time.time(), paused
 

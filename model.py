@@ -271,3 +271,52 @@ def load_checkpoint(session, checkpoint, use_averages=True):
         session.run(variable.initializer,
                     {variable.initializer.inputs[1]: reader.get_tensor(name)})
     return averaged
+
+
+# ----------------------------------------------------------------------------------------------
+# Towers: one copy of the network per device, sharing variables (--num-gpus)
+# ----------------------------------------------------------------------------------------------
+
+VARIABLE_OPS = ("VarHandleOp", "VariableV2")
+
+
+def place(device, variable_device):
+    """A device function: variables on ``variable_device``, every other op on ``device``."""
+    def device_of(op):
+        return variable_device if op.type in VARIABLE_OPS else device
+    return device_of
+
+
+def towers(config, images, labels, devices, variable_device, **tower_args):
+    """``[Tower]``, one per device of ``devices``, each on its equal share of the batch (the
+    batch size must divide by their number), sharing the variables, which live on
+    ``variable_device``. Towers are named ``tower_0``, ``tower_1`` ...; ``tower_args`` go to
+    ``tower``. The input pipeline stays where it is: the batch is read once and split."""
+    count = len(devices)
+    made = []
+    for i, (device, part_images, part_labels) in enumerate(zip(
+            devices, tf.split(images, count), tf.split(labels, count))):
+        with tf.name_scope(f"tower_{i}"), tf1.device(place(device, variable_device)):
+            made.append(tower(config, part_images, part_labels, **tower_args))
+    return made
+
+
+def tower_gradients(optimizer, made, devices, variable_device):
+    """Each tower's ``[(gradient, variable)]``, computed on its own device."""
+    result = []
+    for tower_made, device in zip(made, devices):
+        with tf1.device(place(device, variable_device)):
+            result.append(optimizer.compute_gradients(
+                tower_made.total_loss, var_list=tower_made.var_list,
+                colocate_gradients_with_ops=True))
+    return result
+
+
+def average_gradients(tower_grads):
+    """The mean over towers of each variable's gradient (towers of equal batches: the gradient
+    of the mean loss over the whole batch); a variable no tower reaches keeps None."""
+    averaged = []
+    for pairs in zip(*tower_grads):
+        grads = [g for g, _ in pairs if g is not None]
+        averaged.append((tf.add_n(grads) / float(len(grads)) if grads else None, pairs[0][1]))
+    return averaged

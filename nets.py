@@ -14,6 +14,7 @@ import dataclasses
 import functools
 from typing import Callable, Optional, Tuple
 
+import alexnet
 import vgg16
 
 
@@ -29,6 +30,8 @@ class Network:
     ``biases`` variables, in graph order, named like the keys of the weights file, so a file maps
     onto the graph by name. ``head`` is the layer a new task replaces (not loaded from ImageNet
     weights by default). ``image_size_error(side)`` says why a side does not fit, or None.
+    ``imagenet_image_size``: the side the network was trained at on ImageNet, where the public
+    fc6 fits (224 for VGG, 227 for AlexNet).
     """
     name: str
     build: Callable
@@ -38,6 +41,7 @@ class Network:
     preprocess: str = "vgg"
     head: str = "fc8"
     keras_application: Optional[str] = None  # keras.applications model with the same weights
+    imagenet_image_size: int = 224
 
     def trainable_layers(self, trainable):
         """The layers that train under ``--trainable``: ``all``; ``fc`` (the fully connected
@@ -60,6 +64,11 @@ def _vgg(arch):
 
 
 NETWORKS = {arch: _vgg(arch) for arch in vgg16.ARCHS}
+NETWORKS["alexnet"] = Network(name="alexnet", build=alexnet.build, layers=alexnet.LAYERS,
+                              default_image_size=alexnet.DEFAULT_IMAGE_SIZE,
+                              image_size_error=alexnet.image_size_error, preprocess="vgg",
+                              head="fc8", keras_application=None,
+                              imagenet_image_size=alexnet.DEFAULT_IMAGE_SIZE)
 NAMES = tuple(NETWORKS)
 
 

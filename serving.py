@@ -17,6 +17,7 @@ import tensorflow as tf
 
 import cli
 import model
+import nets
 import runs
 import weights
 
@@ -52,11 +53,11 @@ def from_run(log_dir, checkpoint=None, best=False, use_averages=True):
 
 def from_weights(path, arch, flag="--weights"):
     """The network of a weights file with every layer up to fc8 (the public vgg16.npy): at its
-    ImageNet size, 224x224, with the 1000 ImageNet classes."""
+    ImageNet size (224x224 for VGG, 227x227 for AlexNet), with the 1000 ImageNet classes."""
     if not os.path.isfile(path):
         raise cli.UsageError(f"{flag} {path}: no such file")
     classes = weights.imagenet_classes()
-    config = {**model.MODEL_DEFAULTS, "arch": arch, "batch_norm": False, "image_size": 224,
+    config = {**model.MODEL_DEFAULTS, "arch": arch, "batch_norm": False, "image_size": nets.get(arch).imagenet_image_size,
               "num_classes": len(classes), "fc_size": cli.default("fc-size")}
     layers = weights.check_finite(weights.read_weights(path), path, ())
 
@@ -67,5 +68,6 @@ def from_weights(path, arch, flag="--weights"):
         if missing:
             raise cli.UsageError(f"{flag} {path} cannot give ImageNet's classes with {arch}: "
                                  f"{', '.join(missing)}; it needs every layer up to fc8 at "
-                                 "224x224 (convert_weights.py writes one)")
+                                 f"{config['image_size']}x{config['image_size']} "
+                                 "(convert_weights.py writes one for VGG)")
     return Classifier(config, [name for _, name in classes], load, path)

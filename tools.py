@@ -75,23 +75,38 @@ def batch_norm(x, is_training):
 
 
 def conv(name, x, out_channels, is_training=False, use_batch_norm=False, kernel_size=3,
-         input_std=1.0):
-    """3x3 stride-1 'SAME' convolution + bias (+ batch norm) + ReLU, variables under ``name``.
-    ``input_std``: the typical size of the inputs, which the initial weights are scaled by."""
+         input_std=1.0, stride=1, padding="SAME", groups=1):
+    """Convolution + bias (+ batch norm) + ReLU, variables under ``name``; by default 3x3,
+    stride 1, 'SAME' (VGG's). ``input_std``: the typical size of the inputs, which the initial
+    weights are scaled by. ``groups`` > 1 splits the input channels and the kernel's output
+    channels into that many equal parts, convolves each input part with its kernel part and
+    concatenates the results (AlexNet's two-GPU layers): the weights are
+    [kernel, kernel, in_channels / groups, out_channels], as in the public AlexNet file."""
     in_channels = int(x.shape[-1])
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: {in_channels} input and {out_channels} output channels do "
+                         f"not split into {groups} groups")
+    group_in = in_channels // groups
     with tf1.variable_scope(name):
-        weights = _weights([kernel_size, kernel_size, in_channels, out_channels],
-                           fan_in=kernel_size * kernel_size * in_channels, input_std=input_std)
+        weights = _weights([kernel_size, kernel_size, group_in, out_channels],
+                           fan_in=kernel_size * kernel_size * group_in, input_std=input_std)
         biases = _biases(out_channels)
-        y = tf.nn.bias_add(tf.nn.conv2d(x, weights, strides=1, padding="SAME"), biases)
+        if groups == 1:
+            y = tf.nn.conv2d(x, weights, strides=stride, padding=padding)
+        else:
+            y = tf.concat([tf.nn.conv2d(part, kernel, strides=stride, padding=padding)
+                           for part, kernel in zip(tf.split(x, groups, axis=-1),
+                                                   tf.split(weights, groups, axis=-1))],
+                          axis=-1)
+        y = tf.nn.bias_add(y, biases)
         if use_batch_norm:
             y = batch_norm(y, is_training)
         return tf.nn.relu(y)
 
 
-def max_pool(name, x):
-    """2x2 stride-2 max pooling, halving height and width."""
-    return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID", name=name)
+def max_pool(name, x, kernel_size=2, stride=2):
+    """Max pooling with 'VALID' windows; by default 2x2 stride 2, halving height and width."""
+    return tf.nn.max_pool2d(x, ksize=kernel_size, strides=stride, padding="VALID", name=name)
 
 
 def fc(name, x, out_size, relu=True):
@@ -105,6 +120,24 @@ def fc(name, x, out_size, relu=True):
         biases = _biases(out_size)
         y = tf.nn.bias_add(tf.matmul(x, weights), biases)
         return tf.nn.relu(y) if relu else y
+
+
+def fc_head(net, end_points, num_classes, fc_size, is_training, dropout_keep_prob, until=None):
+    """The fully connected top of VGG and AlexNet on ``net``: fc6 and fc7, ``fc_size`` wide
+    (ReLU, then dropout while training; none for 0), and fc8, the logits. Returns ``(logits,
+    end_points)`` as the networks' ``build`` does: the features fc8 would read for no
+    ``num_classes``, or a layer's output when it is ``until``."""
+    for name in ("fc6", "fc7") if fc_size else ():
+        net = fc(name, net, fc_size)
+        end_points[name] = net
+        if name == until:
+            return net, end_points
+        net = dropout(net, dropout_keep_prob, is_training)
+    if not num_classes:
+        return net, end_points
+    logits = fc("fc8", net, num_classes, relu=False)
+    end_points["logits"] = logits
+    return logits, end_points
 
 
 def dropout(x, keep_prob, is_training):
@@ -179,7 +212,14 @@ def compute_gradients(optimizer, total_loss, var_list=None, clip_norm=None, prec
     fails with ``NAN_GRADIENTS`` when they are not finite, so a bad step never reaches
     ``apply_gradients`` (under fp16 the loss scaling skips such steps itself). Several towers'
     gradients can be averaged between the two steps."""
-    pairs = optimizer.compute_gradients(total_loss, var_list=var_list)
+    return check_and_clip(optimizer.compute_gradients(total_loss, var_list=var_list),
+                          clip_norm, precision)
+
+
+def check_and_clip(pairs, clip_norm=None, precision="fp32"):
+    """``[(gradient, variable)]`` with the gradients' global norm capped at ``clip_norm``,
+    failing with ``NAN_GRADIENTS`` when evaluated on non-finite ones (see
+    ``compute_gradients``); for gradients averaged over towers first."""
     grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
     if precision != "fp16":
         norm = tf.debugging.check_numerics(tf.linalg.global_norm(grads), NAN_GRADIENTS)
@@ -193,8 +233,11 @@ def compute_gradients(optimizer, total_loss, var_list=None, clip_norm=None, prec
     return list(zip(grads, variables))
 
 
-def apply_gradients(optimizer, grads_and_vars, global_step):
+def apply_gradients(optimizer, grads_and_vars, global_step, update_ops=None):
     """Step two of two: one update of the variables and of ``global_step``, after the batch-norm
-    moving averages in ``UPDATE_OPS``."""
-    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+    moving averages in ``update_ops`` (default: all of ``UPDATE_OPS``; with towers, one
+    tower's, so the averages move once a step)."""
+    if update_ops is None:
+        update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+    with tf.control_dependencies(update_ops):
         return optimizer.apply_gradients(grads_and_vars, global_step=global_step)

@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import time
 
 import cli
@@ -26,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import codes  # noqa: E402
 import devices  # noqa: E402
+import distributed  # noqa: E402
 import hooks  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
@@ -39,8 +41,8 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "log-dir", dataset=None,
-                  data_dir=None)
+    cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "log-dir",
+                  dataset=None, data_dir=None)
     p.add_argument("--pretrained", default="auto",
                    help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
                         "convert_weights.py when missing; 'none' trains from scratch")
@@ -80,6 +82,28 @@ def parse_args(argv=None):
                         "or 'mlp' (one hidden layer of --head-size ReLUs, with dropout)")
     p.add_argument("--head-size", type=cli.at_least(1), default=1024,
                    help="hidden units of --head mlp")
+    towers = p.add_argument_group("several GPUs (one tower of the network per device)")
+    towers.add_argument("--num-gpus", type=cli.at_least(1), default=1,
+                        help="split each batch (--batch-size stays the whole batch) over this "
+                             "many towers sharing the variables; gradients averaged, one update")
+    towers.add_argument("--tower-device", choices=("gpu", "cpu"), default="gpu",
+                        help="'cpu' runs the --num-gpus towers on as many logical CPU devices "
+                             "(to try towers on a machine without GPUs; tests do)")
+    towers.add_argument("--variables-on", choices=("cpu", "tower0"), default="cpu",
+                        help="where the shared variables live with several towers: the CPU, or "
+                             "the first tower's device")
+    cluster = p.add_argument_group(
+        "several machines (the distributed runtime; or the TF_CONFIG environment variable)")
+    cluster.add_argument("--job-name", choices=("ps", "worker"),
+                         help="this task's job: a parameter server or a worker (worker 0 is "
+                              "the chief)")
+    cluster.add_argument("--task-index", type=cli.at_least(0), help="this task's index in its "
+                                                                    "job")
+    cluster.add_argument("--ps-hosts", help="host:port,... of the parameter servers")
+    cluster.add_argument("--worker-hosts", help="host:port,... of the workers")
+    cluster.add_argument("--async", dest="async_updates", action="store_true",
+                         help="apply each worker's gradients as they come (default: "
+                              "synchronous, one update from every worker's gradients)")
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -109,17 +133,23 @@ def check_args(p, args):
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
                 f"({', '.join(network.layers)})")
-    if args.fold_fc6 and args.image_size != network.default_image_size:
-        p.error(f"--fold-fc6 needs pool5 to be 1x1, i.e. --image-size "
-                f"{network.default_image_size}")
-    if args.skip_bad_images and args.dataset != "folder":
-        p.error("--skip-bad-images goes with --dataset folder")
+    if args.fold_fc6 and (args.image_size != network.default_image_size
+                          or network.default_image_size == network.imagenet_image_size):
+        p.error("--fold-fc6 needs pool5 to be 1x1 where the public fc6 reads 7x7: VGG at "
+                "--image-size 32")
+    try:
+        cli.data_options(args)
+    except cli.UsageError as e:
+        p.error(str(e))
     try:
         network.trainable_layers(args.trainable)
     except ValueError as e:
         p.error(f"--trainable: {e}")
     if args.head and not args.codes:
         p.error("--head goes with --codes (a head on cached codes)")
+    if args.batch_size % args.num_gpus:
+        p.error(f"--batch-size {args.batch_size} does not split into --num-gpus "
+                f"{args.num_gpus} equal parts; give a multiple of {args.num_gpus}")
     if args.codes:
         given = [flag for flag, value in (("--batch-norm", args.batch_norm),
                                           ("--fold-fc6", args.fold_fc6),
@@ -128,6 +158,7 @@ def check_args(p, args):
                                           ("--fc-size", args.fc_size is not None),
                                           ("--pretrained none", args.pretrained == "none"),
                                           ("--skip-bad-images", args.skip_bad_images),
+                                          ("--crop-roi", args.crop_roi),
                                           ("--no-augment", args.no_augment)) if value]
         if given:
             p.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
@@ -189,12 +220,13 @@ def resolve_fc_size(args, run, resuming):
     if args.fc_size is None:  # (--codes has set it)
         config = (run.config() or {}) if resuming else {}
         args.fc_size = config["model"]["fc_size"] if "model" in config else (
-            cli.default("fc-size") if args.image_size == 224 or args.fold_fc6 else 0)
+            cli.default("fc-size") if args.fold_fc6 or
+            args.image_size == nets.get(args.arch).imagenet_image_size else 0)
 
 
 def data_options(args):
     """Options the data set's functions take beyond the usual ones."""
-    return {"skip_bad_images": True} if args.skip_bad_images else {}
+    return cli.data_options(args)
 
 
 def learning_rate(args, global_step, max_steps):
@@ -223,14 +255,17 @@ def resolve_pretrained(args):
                                  "weights file, 'auto', or 'none' to train from scratch)")
         return args.pretrained
     network = nets.get(args.arch)
-    if not network.keras_application:
-        print(f"No public ImageNet weights for {args.arch}: training from scratch.")
-        return None
     path = os.path.join("pretrained", f"{args.arch}.npy")
+    if not os.path.exists(path) and not network.keras_application:
+        print(f"{path} is missing and Keras has no ImageNet weights for {args.arch} to write it "
+              "from: training from scratch (put the public file there, e.g. bvlc_alexnet.npy "
+              "renamed, to start from it).")
+        return None
     if not os.path.exists(path):
         # fc6 only fits 224x224 inputs (or, summed, 32x32 with --fold-fc6); otherwise the small
         # convolution-only weights suffice.
-        include_top = (args.image_size == 224 or args.fold_fc6) and "fc6" not in args.skip
+        include_top = (args.image_size == network.imagenet_image_size or args.fold_fc6) \
+            and "fc6" not in args.skip
         print(f"{path} is missing: writing it from Keras's ImageNet weights "
               f"({'with' if include_top else 'without'} fc6-fc8).")
         try:
@@ -242,16 +277,70 @@ def resolve_pretrained(args):
     return path
 
 
-def build_graph(args, max_steps, train_split):
-    """The training tower (and the validation tower when there is a val split) on the data."""
+def tower_devices(args):
+    """``(devices of the towers, device of the variables)``, or ``(None, None)`` for one."""
+    if args.num_gpus == 1:
+        return None, None
+    places = devices.towers(args.num_gpus, args.tower_device)
+    return places, "/cpu:0" if args.variables_on == "cpu" else places[0]
+
+
+def session_config(args, cluster=None):
+    config = devices.session_config(args.precision, args.xla, cpus=args.num_gpus if (
+        args.num_gpus > 1 and args.tower_device == "cpu") else None)
+    return cluster.session_config(config) if cluster else config
+
+
+def train_step(args, config, images, labels, trainable, global_step, max_steps, cluster):
+    """``(train_op, figures of the whole batch, trained variables, optimizer)``: one tower, or
+    --num-gpus towers with their gradients averaged; in a cluster, synchronous replicas unless
+    --async."""
+    rate = learning_rate(args, global_step, max_steps)
+    optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
+    if cluster and not args.async_updates:
+        optimizer = tf1.train.SyncReplicasOptimizer(
+            optimizer, replicas_to_aggregate=len(cluster.workers),
+            total_num_replicas=len(cluster.workers))
+    tower_args = dict(is_training=True, weight_decay=args.weight_decay,
+                      trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
+                      label_smoothing=args.label_smoothing, codes=bool(args.codes))
+    places, variable_device = tower_devices(args)
+    if places:
+        made = model.towers(config, images, labels, places, variable_device, **tower_args)
+        grads_and_vars = tools.check_and_clip(
+            model.average_gradients(model.tower_gradients(optimizer, made, places,
+                                                          variable_device)),
+            args.clip_norm, args.precision)
+        # batch-norm moving averages from the first tower's batch: they move once a step
+        update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, "tower_0")
+    else:
+        made = [model.tower(config, images, labels, **tower_args)]
+        grads_and_vars = tools.compute_gradients(optimizer, made[0].total_loss,
+                                                 made[0].var_list, args.clip_norm,
+                                                 args.precision)
+        update_ops = None
+    train_op = tools.apply_gradients(optimizer, grads_and_vars, global_step, update_ops)
+    figures = {name: tf.add_n([getattr(t, name) for t in made]) / float(len(made))
+               for name in ("total_loss", "cross_entropy", "accuracy")}
+    figures["learning_rate"] = rate
+    return train_op, figures, made[0].var_list, optimizer
+
+
+def build_graph(args, max_steps, train_split, cluster=None):
+    """The training step (and the validation tower when there is a val split) on the data."""
     global_step = tf1.train.get_or_create_global_step()
     tf1.set_random_seed(args.seed)
     source, config = input_data.SOURCES[args.dataset], model.model_config(args)
     preprocess = nets.get(args.arch).preprocess
+    # in a cluster, each worker shuffles its own share of the training data its own way
+    shard = (len(cluster.workers), cluster.index) if cluster else None
+    seed = args.seed + (cluster.index if cluster else 0)
     if args.codes:
         values, labels = codes.load(args.codes, "train")[:2]
+        if shard:
+            values, labels = values[shard[1]::shard[0]], labels[shard[1]::shard[0]]
         images, labels, _ = model.inputs(lambda: codes.dataset(
-            values, labels, args.batch_size, shuffle=True, repeat=True, seed=args.seed))
+            values, labels, args.batch_size, shuffle=True, repeat=True, seed=seed))
         trainable = model.HEADS[args.head]
         # The whole network, never run here: its checkpoints restore into a graph on images.
         model.inference(config, tf1.placeholder(tf.float32, [None, args.image_size,
@@ -260,32 +349,26 @@ def build_graph(args, max_steps, train_split):
         images, labels, _ = model.inputs(lambda: source.read(
             args.data_dir, train_split, args.batch_size, shuffle=True,
             augment=not args.no_augment, preprocess=preprocess, image_size=args.image_size,
-            repeat=True, seed=args.seed, val_size=args.val_size, **data_options(args)))
+            repeat=True, seed=seed, val_size=args.val_size,
+            shard=shard, **data_options(args)))
         trainable = nets.get(args.arch).trainable_layers(args.trainable)
-    train = model.tower(config, images, labels, is_training=True,
-                        weight_decay=args.weight_decay, trainable_layers=trainable,
-                        dropout_keep_prob=args.dropout_keep_prob,
-                        label_smoothing=args.label_smoothing, codes=bool(args.codes))
-    total_loss = train.total_loss
-    rate = learning_rate(args, global_step, max_steps)
-    optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
-    grads_and_vars = tools.compute_gradients(optimizer, total_loss, train.var_list,
-                                             args.clip_norm, args.precision)
-    train_op = tools.apply_gradients(optimizer, grads_and_vars, global_step)
+    train_op, figures, var_list, optimizer = train_step(
+        args, config, images, labels, trainable, global_step, max_steps, cluster)
+    total_loss, rate = figures["total_loss"], figures["learning_rate"]
     ema = ema_sync = None
     if args.ema_decay:
         ema, train_op, ema_sync = model.moving_average(args.ema_decay, global_step, train_op,
-                                                       train.var_list)
-    tf1.summary.scalar("loss", train.cross_entropy)
+                                                       var_list)
+    tf1.summary.scalar("loss", figures["cross_entropy"])
     tf1.summary.scalar("total_loss", total_loss)
-    tf1.summary.scalar("accuracy", train.accuracy)
+    tf1.summary.scalar("accuracy", figures["accuracy"])
     tf1.summary.scalar("learning_rate", rate)
     if not args.codes:
         tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
                           max_outputs=4)
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
-             "progress": [train.cross_entropy, train.accuracy, rate, global_step],
+             "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
              "ema_sync": ema_sync, "train_codes": values if args.codes else None}
     if args.val_size != 0:
         if args.codes:
@@ -302,6 +385,17 @@ def build_graph(args, max_steps, train_split):
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
             graph["val_tower"] = model.tower(config, val_images, val_labels,
                                              codes=bool(args.codes))
+    if cluster:
+        graph["done"] = [queue.enqueue(cluster.index)
+                         for queue in distributed.done_queues(cluster)]
+        if not cluster.is_chief:
+            graph["not_ready"] = tf1.report_uninitialized_variables(tf1.global_variables())
+        if isinstance(optimizer, tf1.train.SyncReplicasOptimizer):
+            # When the chief stops, its hook closes the token queue: a worker waiting for a
+            # token then ends too. A worker that stops first leaves tokens for the others, so
+            # that one waiting for its last step gets it and sees the end.
+            graph["sync_hook"] = optimizer.make_session_run_hook(cluster.is_chief)
+            graph["release"] = optimizer.get_init_tokens_op(len(cluster.workers))
     return graph
 
 
@@ -321,7 +415,7 @@ def start_or_resume(args, run):
         return None, 0, None
     layers = weights.check_finite(weights.read_weights(path), path, args.skip)
     if args.fc_size and "fc6" not in layers and "fc6" not in args.skip and (
-            args.fold_fc6 or args.image_size == 224):
+            args.fold_fc6 or args.image_size == nets.get(args.arch).imagenet_image_size):
         raise cli.UsageError(f"{path} has no fc6 to load (it holds the convolutions only); "
                              "write one with fc6-fc8 (python convert_weights.py --out ANOTHER."
                              "npy) and pass it with --pretrained")
@@ -347,21 +441,24 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
     cli.write_json(run.config_file, config)
 
 
-def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps):
+def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=True):
     """Stop at the last step, refuse NaN, save, report progress, validate, stop on signals. The
     checkpoint hook comes after the NaN guard, so a step that made the loss NaN is never saved
-    (MonitoredTrainingSession would put its own before every hook passed in)."""
+    (MonitoredTrainingSession would put its own before every hook passed in). Only the chief
+    (the one process, or worker 0 of a cluster) saves, validates and writes summaries."""
     validation = None
-    if args.val_size != 0:
+    if args.val_size != 0 and chief:
         validation = hooks.ValidationHook(args.val_every, graph["val_iterator"],
                                           graph["val_tower"], run, graph["global_step"])
     progress = hooks.ProgressHook(args.log_every, graph["progress"], args.batch_size,
-                                  steps_per_epoch, max_steps, run.train, validation)
-    return [tf1.train.StopAtStepHook(last_step=max_steps),
-            tf1.train.NanTensorHook(graph["loss"]),
-            tf1.train.CheckpointSaverHook(run.train, save_steps=args.save_every,
-                                          scaffold=scaffold),
-            progress] + ([validation] if validation else []) + [hooks.StopOnSignalHook()]
+                                  steps_per_epoch, max_steps, run.train if chief else None,
+                                  validation)
+    saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=args.save_every,
+                                           scaffold=scaffold)] if chief else []
+    sync = [graph["sync_hook"]] if graph.get("sync_hook") else []
+    return sync + [tf1.train.StopAtStepHook(last_step=max_steps),
+                   tf1.train.NanTensorHook(graph["loss"])] + saver + [progress] + (
+        [validation] if validation else []) + [hooks.StopOnSignalHook()]
 
 
 def hook(session_hooks, kind):
@@ -382,14 +479,32 @@ def diverged(args, run, progress, start_step):
                                                      " or with --clip-norm 5") + ".")
 
 
-def run_steps(args, run, graph, scaffold, session_hooks, start_step):
-    """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal."""
+def quiet_cancelled(hook_args):
+    if not issubclass(hook_args.exc_type, tf.errors.CancelledError):
+        sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
+
+
+def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=None,
+              server=None):
+    """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal. In a
+    cluster, a worker that is not the chief writes nothing, and every worker tells the
+    parameter servers when it is done."""
+    chief = cluster is None or cluster.is_chief
+    master = server.target if server else ""
+    if cluster:  # the chief's token thread is cancelled when its session closes: not an error
+        threading.excepthook = quiet_cancelled
+    config = session_config(args, cluster)
+    if not chief:
+        distributed.wait_until_ready(master, config, graph["not_ready"])
     try:
         with tf1.train.MonitoredTrainingSession(
-                checkpoint_dir=run.train, scaffold=scaffold, hooks=session_hooks,
+                master=master, is_chief=chief, checkpoint_dir=run.train if chief else None,
+                scaffold=scaffold, hooks=session_hooks,
                 save_checkpoint_steps=None, save_checkpoint_secs=None,
-                save_summaries_steps=args.summary_every, log_step_count_steps=0,
-                config=devices.session_config(args.precision, args.xla)) as session:
+                save_summaries_steps=args.summary_every if chief else None,
+                log_step_count_steps=0, config=config,
+                # the chief's token thread may wait for gradients nobody sends any more
+                stop_grace_period_secs=5 if cluster else 120) as session:
             while not session.should_stop():
                 session.run(graph["train_op"])
     except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:
@@ -398,6 +513,18 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step):
         print(diverged(args, run, hook(session_hooks, hooks.ProgressHook), start_step),
               file=sys.stderr)
         return 1
+    if cluster:
+        with tf1.Session(master, config=config) as session:
+            if graph.get("release") is not None:
+                try:
+                    session.run(graph["release"])
+                except tf.errors.OpError:
+                    pass  # the chief has closed the token queue: nobody waits for one
+            session.run(graph["done"])
+        if not chief:
+            last_step = hook(session_hooks, hooks.ProgressHook).last_step
+            print(f"{cluster.name}: done at step {last_step}")
+            return 0
     last = run.latest_checkpoint()
     stop_on_signal = hook(session_hooks, hooks.StopOnSignalHook)
     if stop_on_signal.received:
@@ -410,7 +537,15 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step):
 
 def train(args):
     run = runs.RunDir(args.log_dir)
-    devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
+    cluster = distributed.from_flags(args)
+    session_config(args)  # fails now on a precision the machine cannot run
+    tower_devices(args)  # or on more GPUs than it has
+    if cluster and cluster.job == "ps":
+        return distributed.serve(cluster, session_config(args))
+    if cluster and (args.num_gpus > 1 or args.ema_decay):
+        raise cli.UsageError("--num-gpus above 1 and --ema-decay do not go with a cluster yet; "
+                             "train on one machine with them, or leave them out")
+    chief = cluster is None or cluster.is_chief
     manifest = None
     if args.codes:
         manifest = use_codes(args)
@@ -427,23 +562,32 @@ def train(args):
         train_images = source.num_examples(args.data_dir, train_split, args.val_size,
                                            **data_options(args))
         class_names = source.class_names(args.data_dir)
-    steps_per_epoch = train_images / args.batch_size
+    # a step is one batch, or in a synchronous cluster one batch from every worker
+    images_per_step = args.batch_size * (
+        len(cluster.workers) if cluster and not args.async_updates else 1)
+    steps_per_epoch = train_images / images_per_step
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
-    run.make()
-    run.lock()  # one run per log dir; held until this process ends
-    run.tidy()  # leftovers of an interrupted save, the checkpoint index
-    resolve_fc_size(args, run, resuming=run.latest_checkpoint() is not None)
+    if chief:
+        run.make()
+        run.lock()  # one run per log dir; held until this process ends
+        run.tidy()  # leftovers of an interrupted save, the checkpoint index
+    resolve_fc_size(args, run, resuming=chief and run.latest_checkpoint() is not None)
 
-    graph = build_graph(args, max_steps, train_split)
-    checkpoint, start_step, pretrained = start_or_resume(args, run)
-    if start_step >= max_steps:
+    server = distributed.start_server(cluster, session_config(args, cluster)) \
+        if cluster else None
+    with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
+        graph = build_graph(args, max_steps, train_split, cluster)
+    checkpoint, start_step, pretrained = start_or_resume(args, run) if chief else (None, 0,
+                                                                                    None)
+    if start_step >= max_steps and not cluster:
         print(f"{checkpoint} is at step {start_step}, already at --max-steps {max_steps}: "
               "nothing to do (raise --max-steps or --epochs to train further).")
         return 0
-    record_run(args, run, checkpoint, pretrained and pretrained[0], start_step, max_steps,
-               train_split, train_images, class_names,
-               codes_made=args.codes and {k: manifest[k] for k in (
-                   "network", "layer", "image_size", "weights_sha256")})
+    if chief:
+        record_run(args, run, checkpoint, pretrained and pretrained[0], start_step, max_steps,
+                   train_split, train_images, class_names,
+                   codes_made=args.codes and {k: manifest[k] for k in (
+                       "network", "layer", "image_size", "weights_sha256")})
 
     def warm_start(scaffold, session):
         if args.codes:
@@ -459,13 +603,14 @@ def train(args):
     # moved and resumed, and the rotation of old checkpoints never reaches outside it.
     scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
         sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
-    session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps)
+    session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief)
     what = (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of {train_images} "
             f"images ({args.codes})" if args.codes else
             f"{args.arch} on {train_images} images ({train_split})")
-    print(f"Training {what} from step {start_step} to {max_steps}; logs in {args.log_dir}",
-          flush=True)
-    return run_steps(args, run, graph, scaffold, session_hooks, start_step)
+    where = f"; logs in {args.log_dir}" if chief else " (the chief saves and logs)"
+    who = f"{cluster.name} of {len(cluster.workers)} workers: " if cluster else ""
+    print(f"{who}Training {what} from step {start_step} to {max_steps}{where}", flush=True)
+    return run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster, server)
 
 
 def main(argv=None):

@@ -92,14 +92,5 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
             end_points[name] = net
             if name == until:
                 return net, end_points
-        for name in ("fc6", "fc7") if fc_size else ():
-            net = tools.fc(name, net, fc_size)
-            end_points[name] = net
-            if name == until:
-                return net, end_points
-            net = tools.dropout(net, dropout_keep_prob, is_training)
-        if not num_classes:
-            return net, end_points
-        logits = tools.fc("fc8", net, num_classes, relu=False)
-    end_points["logits"] = logits
-    return logits, end_points
+        return tools.fc_head(net, end_points, num_classes, fc_size, is_training,
+                             dropout_keep_prob, until)

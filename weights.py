@@ -51,16 +51,29 @@ def _numpy_callables():
 _ALLOWED = _numpy_callables()
 
 
+class RefusedPickle(pickle.UnpicklingError):
+    """A pickle that asks for something outside the allow-list (raised before it runs)."""
+
+
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise RefusedPickle(
                 f"it asks for {module}.{name}, which is not a NumPy array") from None
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("it uses persistent ids")
+        raise RefusedPickle("it uses persistent ids")
+
+
+def unpickle_arrays(file):
+    """Unpickle one object from the open binary FILE (at the pickle's start) allowing only NumPy
+    arrays and what pickle builds without calling anything (dicts, lists, tuples, strings,
+    numbers); Python 2 strings are read as latin-1. Anything else raises ``RefusedPickle`` (a
+    ``pickle.UnpicklingError``) before any of it runs; a corrupt stream raises what pickle
+    raises. The weights reader and the GTSRB pickles (input_data.py) both read through here."""
+    return _ArraysOnlyUnpickler(file, encoding="latin1").load()
 
 
 def _as_pair(layer, entry, path):
@@ -103,7 +116,7 @@ def read_weights(path):
                 raise WeightsFileError(f"{path}: holds a {dtype} array of shape {shape}, not a "
                                        "dict of layers; this is not a VGG weights file")
             try:
-                array = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+                array = unpickle_arrays(f)
             except pickle.UnpicklingError as e:
                 raise WeightsFileError(f"{path}: refused: {e}. A weights file holds only NumPy "
                                        "arrays; nothing from it was run") from None

@@ -118,6 +118,20 @@ def write_folder(root, classes, per_class=12, seed=0, sizes=((8, 8),)):
             Image.fromarray(pixels).save(root / name / f"{n}.png")
 
 
+def randomize_keras(model, rng):
+    """He-normal kernels and non-zero biases in every layer of a Keras model, so every weight
+    matters to the logits; ``{layer name: [kernel, bias]}`` (float32) of the values set."""
+    layers = {}
+    for layer in model.layers:
+        if layer.get_weights():
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:-1])
+            layer.set_weights([rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape),
+                               rng.normal(0, 0.1, bias.shape)])
+            layers[layer.name] = [np.asarray(w, np.float32) for w in layer.get_weights()]
+    return layers
+
+
 def numpy_test_images(data_dir):
     """``(labels, images)`` of DATA_DIR/cifar-10-batches-bin/test_batch.bin decoded and
     VGG-preprocessed here with NumPy (BGR minus the ImageNet mean), not by input_data."""

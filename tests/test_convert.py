@@ -26,21 +26,11 @@ def run_convert(*args):
     return helpers.run("convert_weights.py", *args, timeout=240)
 
 
-def randomize(model, rng):
-    """He-normal kernels and non-zero biases, so every weight matters to the logits."""
-    for layer in model.layers:
-        if layer.get_weights():
-            kernel, bias = layer.get_weights()
-            fan_in = np.prod(kernel.shape[:-1])
-            layer.set_weights([rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape),
-                               rng.normal(0, 0.1, bias.shape)])
-
-
 @pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
 def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
     rng = np.random.default_rng(3)
     model = getattr(keras.applications, arch.upper())(weights=None, classifier_activation=None)
-    randomize(model, rng)
+    helpers.randomize_keras(model, rng)
     keras_file = str(tmp_path / f"{arch}.weights.h5")
     model.save_weights(keras_file)
     out = str(tmp_path / f"{arch}.npy")

@@ -288,3 +288,58 @@ def test_moving_averages_start_from_loaded_weights_and_cover_only_what_trains(tm
             model.averages_saver(prefix).restore(sess, prefix)
             np.testing.assert_array_equal(sess.run(trained), average)
             np.testing.assert_array_equal(sess.run(frozen), expected_frozen)
+
+
+def one_update(towers, x, y, start=None, batch_norm=False):
+    """Variables before and after one update by ``towers`` towers on CPU devices, from the
+    values ``start`` (name -> array) or the initial ones; and the batch-norm moving mean."""
+    import devices
+
+    config = {**CONFIG, "batch_norm": batch_norm}
+    with tf.Graph().as_default():
+        step = tf1.train.get_or_create_global_step()
+        places = devices.towers(towers, "cpu")
+        made = model.towers(config, tf.constant(x), tf.constant(y), places, "/cpu:0",
+                            is_training=True, weight_decay=5e-4, dropout_keep_prob=1.0)
+        optimizer = tools.make_optimizer(0.01)
+        grads = tools.check_and_clip(model.average_gradients(
+            model.tower_gradients(optimizer, made, places, "/cpu:0")), clip_norm=5.0)
+        train_op = tools.apply_gradients(optimizer, grads, step, update_ops=tf1.get_collection(
+            tf1.GraphKeys.UPDATE_OPS, "tower_0"))
+        trained = {v.op.name: v for v in tf1.global_variables() if "Momentum" not in v.op.name}
+        with tf1.Session(config=devices.session_config(cpus=towers)) as sess:
+            sess.run(tf1.global_variables_initializer())
+            for name, value in (start or {}).items():
+                trained[name].load(value, sess)
+            before = sess.run(trained)
+            sess.run(train_op)
+            return before, sess.run(trained), [t.device for t in made[-1].logits.op.inputs]
+
+
+def test_two_towers_of_half_the_batch_make_the_update_of_one_tower():
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-100, 100, (8, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 8).astype(np.int32)
+    before, after_one, _ = one_update(1, x, y)
+    _, after_two, placed = one_update(2, x, y, start=before)
+    assert any(d.endswith("CPU:1") or d.endswith("cpu:1") for d in placed)  # the 2nd tower
+    for name in before:
+        if name == "global_step":
+            continue
+        change_one, change_two = after_one[name] - before[name], after_two[name] - before[name]
+        assert np.abs(change_one).max() > 0, name
+        assert (np.linalg.norm(change_two - change_one) / np.linalg.norm(change_one)) < 1e-5, name
+    assert after_two["global_step"] == after_one["global_step"] == 1
+
+
+def test_with_batch_norm_the_moving_averages_move_once_a_step():
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-100, 100, (8, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 8).astype(np.int32)
+    before, after, _ = one_update(2, x, y, batch_norm=True)
+    name = "conv1_1/batch_norm/moving_mean"
+    # one update from tower 0's batch statistics: mean' = decay * mean + (1 - decay) * m0
+    moved = after[name] - before[name]
+    assert np.abs(moved).max() > 0
+    _, single, _ = one_update(1, x[:4], y[:4], start=before, batch_norm=True)
+    np.testing.assert_allclose(after[name], single[name], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,154 @@
+"""Several machines with TensorFlow's distributed runtime: which cluster a task belongs to (from
+the Distributed TensorFlow flags or the TF_CONFIG environment variable), the parameter servers'
+life, and the signals between tasks.
+
+    cluster = distributed.from_flags(args)       # None: one process, no cluster
+    if cluster.job == "ps":
+        return distributed.serve(cluster)        # until every worker says it is done
+    server = distributed.start_server(cluster)
+    with tf1.device(cluster.device_setter()): ... build the graph ...
+
+Worker 0 is the chief. A parameter server has nothing to save, so it ends when every worker has
+put a token in its done queue (one queue per parameter server, shared by name).
+"""
+
+import json
+import os
+import time
+import typing
+
+import tensorflow as tf
+
+from cli import UsageError
+
+tf1 = tf.compat.v1
+FLAGS = ("--job-name", "--task-index", "--ps-hosts", "--worker-hosts")
+
+
+class Cluster(typing.NamedTuple):
+    ps: list  # host:port of each parameter server
+    workers: list  # host:port of each worker; worker 0 is the chief
+    job: str  # this task's job: "ps" or "worker"
+    index: int  # this task's index in its job
+
+    @property
+    def spec(self):
+        return tf1.train.ClusterSpec({"ps": self.ps, "worker": self.workers})
+
+    @property
+    def is_chief(self):
+        return self.job == "worker" and self.index == 0
+
+    @property
+    def name(self):
+        return f"{self.job}{self.index}"
+
+    def device_setter(self):
+        """Variables on the parameter servers (round robin), every other op on this worker."""
+        return tf1.train.replica_device_setter(
+            worker_device=f"/job:worker/task:{self.index}", cluster=self.spec)
+
+    def session_config(self, config):
+        """``config`` limited to the parameter servers and this task: a worker does not wait
+        for the other workers, and keeps running when one of them goes."""
+        config.device_filters[:] = ["/job:ps", f"/job:{self.job}/task:{self.index}"]
+        return config
+
+
+def _hosts(flag, value):
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    bad = [h for h in hosts if h.count(":") != 1 or not h.rsplit(":", 1)[1].isdigit()]
+    if not hosts or bad:
+        raise UsageError(f"{flag} {value!r}: give host:port[,host:port...]")
+    return hosts
+
+
+def _check(cluster, where):
+    if cluster.job not in ("ps", "worker"):
+        raise UsageError(f"{where}: the job is 'ps' or 'worker', not {cluster.job!r}")
+    if not cluster.ps:
+        raise UsageError(f"{where}: the cluster needs at least one parameter server")
+    tasks = cluster.ps if cluster.job == "ps" else cluster.workers
+    if not 0 <= cluster.index < len(tasks):
+        raise UsageError(f"{where}: task {cluster.index} of job {cluster.job}, which has "
+                         f"{len(tasks)} task{'s' if len(tasks) != 1 else ''} (0 to "
+                         f"{len(tasks) - 1})")
+    return cluster
+
+
+def from_flags(args, environ=None):
+    """The cluster of this task from --job-name, --task-index, --ps-hosts and --worker-hosts;
+    when none of them is given, from TF_CONFIG (``{"cluster": {"ps": [...], "worker": [...],
+    "chief": [...]}, "task": {"type": ..., "index": ...}}``, a "chief" being worker 0); None
+    when neither says anything (one process). UsageError naming the flag or TF_CONFIG."""
+    environ = os.environ if environ is None else environ
+    given = {"--job-name": args.job_name, "--task-index": args.task_index,
+             "--ps-hosts": args.ps_hosts, "--worker-hosts": args.worker_hosts}
+    if any(v is not None for v in given.values()):
+        missing = [flag for flag, value in given.items() if value is None]
+        if missing:
+            raise UsageError(f"{', '.join(missing)} missing: a cluster task needs all of "
+                             f"{', '.join(FLAGS)}")
+        return _check(Cluster(_hosts("--ps-hosts", args.ps_hosts),
+                              _hosts("--worker-hosts", args.worker_hosts), args.job_name,
+                              args.task_index), f"--job-name {args.job_name} --task-index "
+                                                f"{args.task_index}")
+    text = environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        spec, task = config["cluster"], config["task"]
+        chief = list(spec.get("chief", []))
+        workers = chief + list(spec.get("worker", []))
+        job, index = task["type"], int(task["index"])
+        if job == "chief":
+            job = "worker"
+        elif job == "worker":
+            index += len(chief)
+        return _check(Cluster(list(spec.get("ps", [])), workers, job, index), "TF_CONFIG")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"TF_CONFIG is not a cluster description ({type(e).__name__}: {e}); "
+                         'give {"cluster": {"ps": [...], "worker": [...]}, "task": {"type": '
+                         '"worker", "index": 0}}') from None
+
+
+def start_server(cluster, config=None):
+    """This task's ``tf.compat.v1.train.Server``."""
+    return tf1.train.Server(cluster.spec, job_name=cluster.job, task_index=cluster.index,
+                            config=config)
+
+
+def done_queues(cluster):
+    """One queue on each parameter server, shared by name: each worker puts a token in every
+    one of them when it is done."""
+    queues = []
+    for i in range(len(cluster.ps)):
+        with tf1.device(f"/job:ps/task:{i}"):
+            queues.append(tf1.FIFOQueue(len(cluster.workers), tf.int32,
+                                        shared_name=f"done_queue_{i}", name=f"done_queue_{i}"))
+    return queues
+
+
+def serve(cluster, config):
+    """A parameter server: serve the variables until every worker is done, then return 0."""
+    server = start_server(cluster, cluster.session_config(config))
+    with tf.Graph().as_default():
+        take = done_queues(cluster)[cluster.index].dequeue()
+        print(f"ps {cluster.index}: serving at {cluster.ps[cluster.index]}; waiting for "
+              f"{len(cluster.workers)} workers to finish", flush=True)
+        with tf1.Session(server.target, config=cluster.session_config(config)) as session:
+            for done in range(1, len(cluster.workers) + 1):
+                worker = session.run(take)
+                print(f"ps {cluster.index}: worker {worker} is done ({done} of "
+                      f"{len(cluster.workers)})", flush=True)
+    print(f"ps {cluster.index}: every worker is done; exiting", flush=True)
+    return 0
+
+
+def wait_until_ready(target, config, not_ready, seconds=0.5):
+    """Poll until the chief has initialized (or restored) the variables: a worker then starts
+    at once instead of in TensorFlow's next 30-second check."""
+    with tf1.Session(target, config=config) as session:
+        while len(session.run(not_ready)):
+            time.sleep(seconds)

@@ -326,8 +326,9 @@ def test_ctrl_c_while_starting_is_one_line(workspace, tmp_path):
 def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
     root, _ = workspace
     rng = random.Random(7)
+    # (no fc6/fc7: a third of the checkpoint's size, so more saves, and kills, a second)
     flags = train_args(root, tmp_path, "--max-steps", 100000, "--save-every", 1,
-                       "--val-every", 100000, "--log-every", 1)
+                       "--val-every", 100000, "--log-every", 1, "--fc-size", 0)
     train_dir = tmp_path / "logs" / "train"
     newest = None
     for kill in range(10):
@@ -352,7 +353,8 @@ def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
         complete = steps(train_dir)
         newest = complete[-1] if complete else None
     final = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps",
-                                                (newest or 0) + 2, "--val-every", 100000),
+                                                (newest or 0) + 2, "--val-every", 100000,
+                                                "--fc-size", 0),
                 cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert newest is not None and resumed_step(final.stdout) >= newest

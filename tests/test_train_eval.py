@@ -200,7 +200,7 @@ def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tm
     root, _ = workspace
     def args(max_steps):
         return train_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,
-                          "--save-every", 5)
+                          "--save-every", 5, "--fc-size", 0)
     train_dir = tmp_path / "logs" / "train"
 
     process = start("train_and_val.py", *args(100000), cwd=tmp_path)

@@ -3,6 +3,7 @@ CIFAR-10-format data sets written here (1 label byte + 3072 pixel bytes a record
 then green, then blue, each 32x32 row-major)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -73,7 +74,7 @@ def write_dataset(data_dir, per_file=100, test_count=203, seed=0):
 # ----------------------------------------------------------------------------------------------
 
 COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
-          "--warmup-steps", "5", "--fc-size", "4096"]
+          "--warmup-steps", "5", "--fc-size", "0"]  # fc8 on pool5: small, quick checkpoints
 
 
 def train_args(root, tmp_path, *flags):
@@ -153,3 +154,22 @@ def python_json(code):
     assert result.returncode == 0, result.stderr[-2000:]
     import json
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def one_line_error(result, program="train_and_val.py", code=2):
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    lines = own_lines(result, program)
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def steps(folder):
+    """Steps of the complete checkpoints in ``folder``."""
+    return sorted(int(m.group(1)) for m in (re.fullmatch(r"model\.ckpt-(\d+)\.index", n)
+                                            for n in os.listdir(folder)) if m)
+
+
+def resumed_step(stdout):
+    match = re.search(r"Resuming from \S+ \(step (\d+)\)", stdout)
+    return int(match.group(1)) if match else None

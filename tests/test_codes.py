@@ -8,6 +8,7 @@ import signal
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import helpers
@@ -91,11 +92,20 @@ def test_a_killed_extraction_is_done_again_and_layers_that_do_not_fit_are_named(
     assert wrong.returncode == 2 and len(line) == 1 and "fc6 (shape mismatch)" in line[0]
 
 
-def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_codes(workspace,
-                                                                                   tmp_path):
+@pytest.fixture(scope="module")
+def fc6_codes(workspace, tmp_path_factory):
+    """The workspace's fc6 codes, extracted once for the tests below."""
+    root, _ = workspace
+    out = tmp_path_factory.mktemp("fc6") / "codes"
+    result = extract(root, out, "--layer", "fc6")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_codes(
+        workspace, fc6_codes, tmp_path):
     root, weights = workspace
-    out, logs = tmp_path / "codes", tmp_path / "logs"
-    assert extract(root, out, "--layer", "fc6").returncode == 0
+    out, logs = fc6_codes, tmp_path / "logs"
     head = ["--codes", out, "--head", "mlp", "--head-size", 64, "--batch-size", 32,
             "--log-dir", logs, "--val-every", 6, "--log-every", 6, "--ema-decay", "0.5",
             "--learning-rate", "0.001"]
@@ -141,10 +151,9 @@ def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_co
     assert len(set(reports["codes"]["predictions"])) > 2  # (not one class for every image)
 
 
-def test_codes_flags_that_contradict_the_manifest_are_refused(workspace, tmp_path):
+def test_codes_flags_that_contradict_the_manifest_are_refused(workspace, fc6_codes, tmp_path):
     root, weights = workspace
-    out = tmp_path / "codes"
-    assert extract(root, out, "--layer", "fc7").returncode == 0
+    out = fc6_codes
     other = tmp_path / "other.npy"
     py2_npy.write(str(other), {**weights, "fc8": (weights["fc8"][0] + 1, weights["fc8"][1])})
     cases = [["--codes", str(out), "--arch", "vgg16"],

@@ -1,12 +1,11 @@
 """Never lose a run: copied and moved log dirs, a lost checkpoint index, two runs on one log dir,
 poisoned weights and flags, damaged checkpoints, config.json lost or mangled, leftovers of an
-interrupted save, errors of the machine, and repeated SIGKILLs. Each case as a user meets it."""
+interrupted save, errors of the machine. Each case as a user meets it. (Killed runs:
+test_kills.py.)"""
 
 import hashlib
 import json
 import os
-import random
-import re
 import shutil
 import signal
 import subprocess
@@ -20,17 +19,10 @@ import tensorflow as tf
 import cli
 import py2_npy
 import runs
-from helpers import ROOT, own_lines, python_json, run, start, train_args
+from helpers import (ROOT, one_line_error, python_json, resumed_step, run, start, steps,
+                     train_args)
 
 tf1 = tf.compat.v1
-
-
-def one_line_error(result, program="train_and_val.py", code=2):
-    assert result.returncode == code, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    lines = own_lines(result, program)
-    assert len(lines) == 1, result.stderr[-3000:]
-    return lines[0]
 
 
 def files(folder):
@@ -42,17 +34,6 @@ def files(folder):
             with open(path, "rb") as f:
                 out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
     return out
-
-
-def steps(folder):
-    """Steps of the complete checkpoints in ``folder``."""
-    return sorted(int(m.group(1)) for m in (re.fullmatch(r"model\.ckpt-(\d+)\.index", n)
-                                            for n in os.listdir(folder)) if m)
-
-
-def resumed_step(stdout):
-    match = re.search(r"Resuming from \S+ \(step (\d+)\)", stdout)
-    return int(match.group(1)) if match else None
 
 
 @pytest.fixture(scope="module")
@@ -117,27 +98,6 @@ def test_a_lost_checkpoint_index_resumes_from_the_newest_checkpoint(short_run, t
     for name, digest in before.items():  # the old checkpoints hold what they held
         if name.startswith("model.ckpt-") and not name.endswith(".meta"):
             assert after[name] == digest, name
-
-
-def test_two_runs_on_one_log_dir_and_a_killed_run_does_not_block(workspace, tmp_path):
-    root, _ = workspace
-    flags = train_args(root, tmp_path, "--max-steps", 100000, "--save-every", 5,
-                       "--val-every", 100000)
-    first = start("train_and_val.py", *flags, cwd=tmp_path)
-    try:
-        deadline = time.time() + 120
-        while not (tmp_path / "logs" / "train").exists() or not steps(tmp_path / "logs" /
-                                                                       "train"):
-            assert first.poll() is None and time.time() < deadline
-            time.sleep(0.2)
-        second = run("train_and_val.py", *flags, cwd=tmp_path)
-        line = one_line_error(second)
-        assert "is in use by pid" in line and str(first.pid) in line
-    finally:
-        first.kill()
-        first.communicate()
-    third = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12), cwd=tmp_path)
-    assert third.returncode == 0, third.stderr
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -225,7 +185,7 @@ def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((logs / "train" / "config.json").read_text())
     assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
-                               "num_classes": 10, "fc_size": 4096, "codes_layer": None,
+                               "num_classes": 10, "fc_size": 0, "codes_layer": None,
                                "head": None, "head_size": 0}
     evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -321,44 +281,3 @@ def test_ctrl_c_while_starting_is_one_line(workspace, tmp_path):
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 130, stderr[-2000:]
         assert "Traceback" not in stderr
-
-
-def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
-    root, _ = workspace
-    rng = random.Random(7)
-    # (no fc6/fc7: a third of the checkpoint's size, so more saves, and kills, a second)
-    flags = train_args(root, tmp_path, "--max-steps", 100000, "--save-every", 1,
-                       "--val-every", 100000, "--log-every", 1, "--fc-size", 0)
-    train_dir = tmp_path / "logs" / "train"
-    newest = None
-    for kill in range(10):
-        process = start("train_and_val.py", *flags, cwd=tmp_path)
-        started = time.time()
-        # wait for the start-up (the tidy-up comes before the "Training" line) and the first
-        # step (a checkpoint is saved before it), then kill at a random moment
-        seen = []
-        while not seen or not seen[-1].startswith("step "):
-            seen.append(process.stdout.readline())
-            assert seen[-1] or process.poll() is None, process.communicate()
-            assert time.time() - started < 180
-            if seen[-1].startswith("Training ") and newest is not None:
-                assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name
-                            or ".tempstate" in p.name], kill
-        time.sleep(rng.uniform(0.0, 2.0))
-        process.kill()
-        process.communicate()
-        resumed = resumed_step("".join(seen))
-        if newest is not None:
-            assert resumed is not None and resumed >= newest, (kill, seen)
-        complete = steps(train_dir)
-        newest = complete[-1] if complete else None
-    final = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps",
-                                                (newest or 0) + 2, "--val-every", 100000,
-                                                "--fc-size", 0),
-                cwd=tmp_path)
-    assert final.returncode == 0, final.stderr
-    assert newest is not None and resumed_step(final.stdout) >= newest
-    assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name or ".tempstate" in p.name]
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
-                    cwd=tmp_path)
-    assert evaluated.returncode == 0, evaluated.stderr

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import distributed
 import helpers
-from helpers import own_lines, run, start
+from helpers import run, start
 
 tf1 = tf.compat.v1
 SMALL = ["--arch", "vgg11", "--pretrained", "none", "--fc-size", "0", "--val-size", "100",
@@ -98,7 +98,7 @@ def test_cluster_py_trains_and_every_task_ends_by_itself(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
     result = run("cluster.py", "--ps", 1, "--workers", 2, "--", *SMALL, "--data-dir",
-                 root / "data", "--batch-size", 16, "--max-steps", 12, "--val-every", 12,
+                 root / "data", "--batch-size", 16, "--max-steps", 8, "--val-every", 8,
                  "--log-dir", logs, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
@@ -106,8 +106,8 @@ def test_cluster_py_trains_and_every_task_ends_by_itself(workspace, tmp_path):
     assert "[worker1] worker1: done at step" in out
     assert "[worker0] Done:" in out and "[cluster] every task finished" in out
     assert not [line for line in out.splitlines() if line.startswith("[worker1] validation")]
-    assert tf1.train.latest_checkpoint(str(logs / "train")).endswith("-12")
-    assert "[worker0] validation at step 12" in out
+    assert tf1.train.latest_checkpoint(str(logs / "train")).endswith("-8")
+    assert "[worker0] validation at step 8" in out
     config = json.loads((logs / "train" / "config.json").read_text())
     assert len(config["runs"]) == 1  # the chief alone wrote it
     evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)

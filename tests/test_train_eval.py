@@ -67,8 +67,11 @@ def test_tensorboard_finds_train_and_val_curves_that_differ(trained):
         val = scalars(root / "logs" / "val", tag)
         assert sorted(val) == [30, 60]
         assert len(train) >= 2
-        for step, value in val.items():  # the training value last written before it
-            assert value != train[max(s for s in train if s <= step)]
+        # each against the training value last written before it (an accuracy may reach 1.0
+        # on both sides once the small data set is learned: then at least the other differs)
+        differ = [value != train[max(s for s in train if s <= step)]
+                  for step, value in val.items()]
+        assert all(differ) if tag == "loss" else any(differ), (tag, val, train)
     assert set(scalars(root / "logs" / "train", "learning_rate"))
     assert set(scalars(root / "logs" / "train", "images_per_sec"))
     accumulator = event_accumulator.EventAccumulator(str(root / "logs" / "train"))
@@ -97,7 +100,7 @@ def own_test_predictions(root, checkpoint):
     labels, bgr = helpers.numpy_test_images(root / "data")
     with tf.Graph().as_default():
         images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
-        logits, _ = vgg16.build(images, 10, "vgg11")
+        logits, _ = vgg16.build(images, 10, "vgg11", fc_size=0)  # as helpers.COMMON trains
         with tf1.Session() as session:
             tf1.train.Saver().restore(session, checkpoint)
             predictions = session.run(tf.argmax(logits, -1), {images: bgr})
@@ -161,6 +164,7 @@ def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     root, weights = workspace
     # (with moving averages of the weights, which start from the loaded weights)
     result = run("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
+                                                 "--fc-size", 4096,
                                                  "--max-steps", 8, "--val-every", 100,
                                                  "--ema-decay", "0.9"),
                  cwd=tmp_path)
@@ -200,7 +204,7 @@ def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tm
     root, _ = workspace
     def args(max_steps):
         return train_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,
-                          "--save-every", 5, "--fc-size", 0)
+                          "--save-every", 5)
     train_dir = tmp_path / "logs" / "train"
 
     process = start("train_and_val.py", *args(100000), cwd=tmp_path)

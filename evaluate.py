@@ -77,7 +77,7 @@ class Evaluator:
         else:
             self.files = self.images_input(args, config)
         self.config = devices.session_config(args.precision, args.xla)
-        self.use_averages, self.averages_saver = not args.no_ema, None
+        self.use_averages = not args.no_ema
 
     def codes_input(self, args, config):
         """The head alone, on the codes of --split; the split's file names."""
@@ -103,7 +103,6 @@ class Evaluator:
                 lambda: codes.dataset(values, labels, args.batch_size), initializable=True)
             self.tower = model.tower(self.model, inputs, labels, codes=True)
             self.global_step = tf1.train.get_or_create_global_step()
-            self.saver = tf1.train.Saver()
         return [str(f) for f in files]
 
     def images_input(self, args, config):
@@ -130,7 +129,6 @@ class Evaluator:
             self.tower = model.tower(self.model, images, labels,
                                      flip_average=args.tta == "flip")
             self.global_step = tf1.train.get_or_create_global_step()
-            self.saver = tf1.train.Saver()
         return [str(f) for f in source.image_names(args.data_dir, args.split, val_size,
                                                    **options)]
 
@@ -141,14 +139,8 @@ class Evaluator:
         if mismatch:
             raise cli.UsageError(f"{checkpoint} does not fit a {self.model['arch']} "
                                  f"(config.json says so) graph: {mismatch}")
-        averages = self.use_averages and model.has_moving_averages(checkpoint)
-        with self.graph.as_default():
-            if averages and not self.averages_saver:  # (the same for every checkpoint of a run)
-                self.averages_saver = model.averages_saver(checkpoint)
-            saver = self.averages_saver if averages else self.saver
         with tf1.Session(graph=self.graph, config=self.config) as session:
-            saver.restore(session, checkpoint)
-            if averages:
+            if model.load_checkpoint(session, checkpoint, self.use_averages):
                 print(f"{checkpoint}: evaluating the moving averages of its weights (--no-ema "
                       "for the weights themselves)")
             result = model.run_split(session, self.iterator, self.tower)

@@ -184,22 +184,6 @@ def averaged_weights(ema):
         yield
 
 
-def has_moving_averages(checkpoint):
-    """Whether ``checkpoint`` holds moving averages of its weights (a run with --ema-decay)."""
-    return any(name.endswith("/ExponentialMovingAverage")
-               for name, _ in tf1.train.list_variables(checkpoint))
-
-
-def averages_saver(checkpoint):
-    """A Saver that restores each variable of the graph from its moving average where
-    ``checkpoint`` holds one (the variables that trained), from itself otherwise."""
-    saved = {name for name, _ in tf1.train.list_variables(checkpoint)}
-    names = {}
-    for name, variable in tf1.train.ExponentialMovingAverage(0.0).variables_to_restore().items():
-        names[name if name in saved else variable.op.name] = variable
-    return tf1.train.Saver(names)
-
-
 class SplitResult(typing.NamedTuple):
     """Every image of a split: its label, the predicted class and its cross-entropy."""
     labels: np.ndarray

@@ -57,8 +57,9 @@ def from_weights(path, arch, flag="--weights"):
     if not os.path.isfile(path):
         raise cli.UsageError(f"{flag} {path}: no such file")
     classes = weights.imagenet_classes()
-    config = {**model.MODEL_DEFAULTS, "arch": arch, "batch_norm": False, "image_size": nets.get(arch).imagenet_image_size,
-              "num_classes": len(classes), "fc_size": cli.default("fc-size")}
+    config = {**model.MODEL_DEFAULTS, "arch": arch, "batch_norm": False,
+              "image_size": nets.get(arch).imagenet_image_size, "num_classes": len(classes),
+              "fc_size": cli.default("fc-size")}
     layers = weights.check_finite(weights.read_weights(path), path, ())
 
     def load(session):

@@ -224,11 +224,6 @@ def resolve_fc_size(args, run, resuming):
             args.image_size == nets.get(args.arch).imagenet_image_size else 0)
 
 
-def data_options(args):
-    """Options the data set's functions take beyond the usual ones."""
-    return cli.data_options(args)
-
-
 def learning_rate(args, global_step, max_steps):
     """The learning rate at ``global_step``:
     1) cosine decay from --learning-rate at step 0 to 0 at ``max_steps`` (or constant);
@@ -350,7 +345,7 @@ def build_graph(args, max_steps, train_split, cluster=None):
             args.data_dir, train_split, args.batch_size, shuffle=True,
             augment=not args.no_augment, preprocess=preprocess, image_size=args.image_size,
             repeat=True, seed=seed, val_size=args.val_size,
-            shard=shard, **data_options(args)))
+            shard=shard, **cli.data_options(args)))
         trainable = nets.get(args.arch).trainable_layers(args.trainable)
     train_op, figures, var_list, optimizer = train_step(
         args, config, images, labels, trainable, global_step, max_steps, cluster)
@@ -379,7 +374,8 @@ def build_graph(args, max_steps, train_split, cluster=None):
         else:
             val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
                 args.data_dir, "val", args.batch_size, preprocess=preprocess,
-                image_size=args.image_size, val_size=args.val_size, **data_options(args)),
+                image_size=args.image_size, val_size=args.val_size,
+                **cli.data_options(args)),
                 initializable=True)
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
@@ -558,9 +554,9 @@ def train(args):
             args.val_size = source.default_val_size(args.data_dir)
         args.num_classes = source.num_classes(args.data_dir)
         train_split = "trainval" if args.val_size == 0 else "train"
-        source.validate(args.data_dir, train_split, **data_options(args))
+        source.validate(args.data_dir, train_split, **cli.data_options(args))
         train_images = source.num_examples(args.data_dir, train_split, args.val_size,
-                                           **data_options(args))
+                                           **cli.data_options(args))
         class_names = source.class_names(args.data_dir)
     # a step is one batch, or in a synchronous cluster one batch from every worker
     images_per_step = args.batch_size * (

@@ -238,12 +238,11 @@ def test_moving_averages_are_what_evaluation_restores(tmp_path):
             expected = sess.run(averaged_logits)
             tf1.train.Saver().save(sess, prefix, global_step=3)
     checkpoint = prefix + "-3"
-    assert model.has_moving_averages(checkpoint)
     with tf.Graph().as_default():
         logits, _ = model.inference(CONFIG, tf.constant(x))
         tf1.train.get_or_create_global_step()
         with tf1.Session() as sess:
-            model.averages_saver(checkpoint).restore(sess, checkpoint)
+            assert model.load_checkpoint(sess, checkpoint)  # (it holds moving averages)
             fc7 = sess.run(tf1.trainable_variables("fc7")[0])
             got = sess.run(logits)
     np.testing.assert_array_equal(
@@ -285,7 +284,7 @@ def test_moving_averages_start_from_loaded_weights_and_cover_only_what_trains(tm
         with tf1.variable_scope("fc8"):
             trained = tf1.get_variable("weights", [3, 2])
         with tf1.Session() as sess:
-            model.averages_saver(prefix).restore(sess, prefix)
+            assert model.load_checkpoint(sess, prefix)
             np.testing.assert_array_equal(sess.run(trained), average)
             np.testing.assert_array_equal(sess.run(frozen), expected_frozen)
 

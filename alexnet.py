@@ -17,7 +17,6 @@ Images are VGG-preprocessed (BGR minus the ImageNet mean, see ``tools.vgg_prepro
 import tensorflow as tf
 
 import tools
-import vgg16
 
 tf1 = tf.compat.v1
 
@@ -37,7 +36,7 @@ FC_SIZE = 4096
 LAYERS = tuple(name for name, *_ in CONVS) + ("fc6", "fc7", "fc8")
 DEFAULT_IMAGE_SIZE = 227
 # The same preprocessing as VGG, so the same spread of input pixels for conv1's initial weights.
-INPUT_STD = vgg16.INPUT_STD
+INPUT_STD = tools.VGG_INPUT_STD
 
 
 def _window(side, kernel, stride, padding):

@@ -53,7 +53,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "arch", "batch-size", "image-size", "precision", "xla")
+    cli.add_flags(p, "arch", "batch-size", "image-size", "precision", "xla",
+                  choices={"arch": nets.NAMES})
     p.add_argument("--repeats", type=cli.at_least(1), default=5, help="measurements per figure")
     p.add_argument("--steps", type=cli.at_least(1), default=20,
                    help="training steps per measurement")
@@ -66,7 +67,7 @@ def parse_args(argv=None):
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
-    cli.check_image_size(p, args)
+    nets.check_image_size(p, args)
     try:
         devices.session_config(args.precision, args.xla)
     except cli.UsageError as e:
@@ -156,10 +157,10 @@ def bare_step_rate(args):
 
 def eval_rate(args, data_dir):
     with tf.Graph().as_default():
-        images, _, _ = model.inputs(lambda: input_data.read_cifar10(
-            data_dir, "test", args.batch_size, image_size=args.image_size, repeat=True,
-            preprocess=nets.get(args.arch).preprocess))
-        logits, _ = model.inference(model_config(args.arch, args.image_size), images)
+        config = model_config(args.arch, args.image_size)
+        images, _, _ = model.split_input(config, "cifar10", data_dir, "test", args.batch_size,
+                                         repeat=True)
+        logits, _ = model.inference(config, images)
         predictions = tf.argmax(logits, -1)
         with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
             session.run(tf1.global_variables_initializer())
@@ -172,10 +173,9 @@ def eval_rate(args, data_dir):
 
 def pipeline_rate(args, data_dir, val_size):
     with tf.Graph().as_default():
-        images, labels, _ = model.inputs(lambda: input_data.read_cifar10(
-            data_dir, "train", args.batch_size, shuffle=True, augment=True,
-            image_size=args.image_size, repeat=True, seed=0, val_size=val_size,
-            preprocess=nets.get(args.arch).preprocess))
+        images, labels, _ = model.split_input(
+            model_config(args.arch, args.image_size), "cifar10", data_dir, "train",
+            args.batch_size, val_size, shuffle=True, augment=True, repeat=True, seed=0)
         consume = [tf.reduce_sum(images), tf.reduce_sum(labels)]
         with tf1.Session() as session:
             batches = 50

@@ -3,17 +3,23 @@ the errors a user can cause, and the ``main()`` trap that turns them into one li
 
     p = cli.ArgumentParser(description=...)
     cli.add_flags(p, "data-dir", "log-dir", "batch-size", batch_size=250)  # a default of its own
+    cli.add_flags(p, "arch", choices={"arch": nets.NAMES})  # the table gives the choices
     return cli.run_main("evaluate.py", evaluate, p.parse_args(argv))
 
-Nothing here imports the rest of the project at module level, so every module may import it.
+Nothing here imports the rest of the project, so every module may import it. ``run_main`` is
+hermetic: each call builds its graph in a ``tf.Graph`` of its own and puts back the signal
+handlers, the thread exception hook and TensorFlow's summary writers it found, however it
+returns, so a program's ``main(argv)`` can be called many times in one process (the tests do).
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
+import threading
 import time
 
 
@@ -36,11 +42,28 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def quiet_interrupt(program):
     """Ctrl-C before ``run_main`` (while TensorFlow loads) ends the program with one line and
-    exit code 130 instead of a traceback. Call it before the heavy imports."""
+    exit code 130 instead of a traceback. A program calls it under ``if __name__ ==
+    "__main__"`` before its heavy imports, so importing the program changes nothing."""
     def handle(signum, frame):
         print(f"{program}: interrupted while starting; nothing was saved.", file=sys.stderr)
         os._exit(130)
     signal.signal(signal.SIGINT, handle)
+
+
+@contextlib.contextmanager
+def restored_process_state():
+    """Put back, on the way out, what a program changes for the whole process: the SIGINT and
+    SIGTERM handlers (the training hooks install their own) and ``threading.excepthook``."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if main_thread else {}
+    excepthook = threading.excepthook
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        threading.excepthook = excepthook
 
 
 # Failures of the machine rather than of the program, as TensorFlow words them.
@@ -48,30 +71,43 @@ _ENVIRONMENT = ("No space left on device", "Permission denied", "Read-only file 
                 "Disk quota exceeded")
 
 
-def run_main(program, function, args, interrupted="interrupted; nothing was saved"):
-    """``function(args)`` in graph mode; a ``UserError``, or a file the machine would not let it
-    read or write (no space, no permission), becomes ``PROGRAM: message`` on stderr and exit
-    code 2; Ctrl-C outside the program's own handling exit code 130."""
-    import tensorflow as tf
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    tf.compat.v1.disable_eager_execution()
-    try:
-        return function(args)
-    except UserError as e:
-        print(f"{program}: {e}", file=sys.stderr)
-    except OSError as e:
-        print(f"{program}: cannot use {e.filename or 'a file'}: {e.strerror or e}; free some "
-              "space, fix its permissions, or choose another folder", file=sys.stderr)
-    except tf.errors.OpError as e:
-        if not any(text in e.message for text in _ENVIRONMENT):
-            raise
-        print(f"{program}: {e.message.strip().splitlines()[0]}; free some space, fix the "
-              "permissions, or choose another folder", file=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"{program}: {interrupted}.", file=sys.stderr)
-        return 130
-    return 2
+def run_main(program, function, args, interrupted="interrupted; nothing was saved",
+             tensorflow=True):
+    """``function(args)`` in a graph of its own; a ``UserError``, or a file the machine would
+    not let it read or write (no space, no permission), becomes ``PROGRAM: message`` on stderr
+    and exit code 2; Ctrl-C outside the program's own handling exit code 130. Whatever the
+    program changed for the process (signal handlers, the thread exception hook, the summary
+    writers TensorFlow caches by folder) is put back or closed when it returns.
+    ``tensorflow=False``: a program that never runs TensorFlow (cluster.py), which is then not
+    even imported."""
+    if tensorflow:
+        import tensorflow as tf
+        graph, op_error = tf.Graph().as_default, tf.errors.OpError
+    else:
+        graph, op_error = contextlib.nullcontext, ()
+    with restored_process_state():
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with graph():
+                return function(args)
+        except UserError as e:
+            print(f"{program}: {e}", file=sys.stderr)
+        except OSError as e:
+            print(f"{program}: cannot use {e.filename or 'a file'}: {e.strerror or e}; free "
+                  "some space, fix its permissions, or choose another folder", file=sys.stderr)
+        except op_error as e:
+            if not any(text in e.message for text in _ENVIRONMENT):
+                raise
+            print(f"{program}: {e.message.strip().splitlines()[0]}; free some space, fix the "
+                  "permissions, or choose another folder", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"{program}: {interrupted}.", file=sys.stderr)
+            return 130
+        finally:
+            if tensorflow:  # writers are cached by folder for the whole process
+                tf.compat.v1.summary.FileWriterCache.clear()
+        return 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,51 +205,26 @@ FLAGS = {
 }
 
 
-def add_flags(parser, *names, **defaults):
+def add_flags(parser, *names, choices=None, **defaults):
     """Add the named flags of ``FLAGS`` to ``parser``; ``defaults`` (``batch_size=250``)
-    replace a flag's default for this program."""
+    replace a flag's default for this program; ``choices`` (``{"arch": nets.NAMES}``) give
+    the allowed values of a flag whose choices live with their table (``arch``: nets.py,
+    ``dataset``: input_data.py)."""
+    choices = dict(choices or {})
     for name in names:
         spec = dict(FLAGS[name])
         key = name.replace("-", "_")
         if key in defaults:
             spec["default"] = defaults.pop(key)
-        if name == "arch":
-            import nets
-            spec["choices"] = nets.NAMES
-        elif name == "dataset":
-            import input_data
-            spec["choices"] = tuple(input_data.SOURCES)
+        if name in choices:
+            spec["choices"] = tuple(choices.pop(name))
+        elif "%(choices)s" in spec["help"]:
+            raise TypeError(f"--{name} needs its choices: add_flags(..., choices={{{name!r}: "
+                            "...}})")
         parser.add_argument("--" + name, **spec)
-    if defaults:
-        raise TypeError(f"defaults for flags not added: {', '.join(defaults)}")
-
-
-def data_options(args, dataset=None):
-    """The options the data set's functions take beyond the usual ones, from --skip-bad-images
-    and --crop-roi; UsageError where the data set (default --dataset) does not take them."""
-    dataset = dataset or args.dataset
-    options = {}
-    if getattr(args, "skip_bad_images", False):
-        if dataset not in ("folder", "gtsrb"):
-            raise UsageError("--skip-bad-images goes with --dataset folder or gtsrb")
-        options["skip_bad_images"] = True
-    if getattr(args, "crop_roi", False):
-        if dataset != "gtsrb":
-            raise UsageError("--crop-roi goes with --dataset gtsrb")
-        options["crop_roi"] = True
-    return options
-
-
-def check_image_size(parser, args):
-    """Fill in --image-size with the network's own (--arch) when not given, and refuse a side
-    the network cannot take, as a flag error."""
-    import nets
-    network = nets.get(args.arch)
-    args.image_size = args.image_size or network.default_image_size
-    problem = network.image_size_error(args.image_size)
-    if problem:
-        parser.error(f"--image-size {problem} for {args.arch}")
-    return network
+    if defaults or choices:
+        raise TypeError(f"defaults or choices for flags not added: "
+                        f"{', '.join([*defaults, *choices])}")
 
 
 def default(name):

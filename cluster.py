@@ -120,7 +120,7 @@ def run(args):
 
 
 def main(argv=None):
-    return cli.run_main("cluster.py", run, parse_args(argv))
+    return cli.run_main("cluster.py", run, parse_args(argv), tensorflow=False)
 
 
 if __name__ == "__main__":

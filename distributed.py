@@ -6,7 +6,14 @@ life, and the signals between tasks.
     if cluster.job == "ps":
         return distributed.serve(cluster)        # until every worker says it is done
     server = distributed.start_server(cluster)
-    with tf1.device(cluster.device_setter()): ... build the graph ...
+    protocol = distributed.Protocol(cluster, async_updates=False)
+    with tf1.device(cluster.device_setter()):
+        optimizer = protocol.wrap(optimizer)     # synchronous replicas
+        ... the training step ...
+        protocol.build(optimizer)                # the ops tasks signal each other with
+    protocol.before_session(server.target, config)   # a worker waits for the chief
+    ... MonitoredTrainingSession(hooks=protocol.hooks() + ...) ...
+    protocol.after_training(server.target, config)   # tokens, and "done" to the ps
 
 Worker 0 is the chief. A parameter server has nothing to save, so it ends when every worker has
 put a token in its done queue (one queue per parameter server, shared by name).
@@ -14,6 +21,8 @@ put a token in its done queue (one queue per parameter server, shared by name).
 
 import json
 import os
+import sys
+import threading
 import time
 import typing
 
@@ -152,3 +161,61 @@ def wait_until_ready(target, config, not_ready, seconds=0.5):
     with tf1.Session(target, config=config) as session:
         while len(session.run(not_ready)):
             time.sleep(seconds)
+
+
+def _quiet_cancelled(hook_args):
+    """The chief's token thread is cancelled when its session closes: not an error."""
+    if not issubclass(hook_args.exc_type, tf.errors.CancelledError):
+        sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
+
+
+class Protocol:
+    """What a worker's training adds for the cluster: synchronous replicas (unless
+    ``async_updates``), the done signal to the parameter servers, the wait for the chief, and
+    the tokens that let a worker waiting for its last step through."""
+
+    def __init__(self, cluster, async_updates):
+        self.cluster, self.async_updates = cluster, async_updates
+        self.done = self.not_ready = self.sync_hook = self.release = None
+
+    def images_per_step(self, batch_size):
+        """A step is one batch from every worker when updates are synchronous."""
+        return batch_size * (1 if self.async_updates else len(self.cluster.workers))
+
+    def wrap(self, optimizer):
+        if self.async_updates:
+            return optimizer
+        return tf1.train.SyncReplicasOptimizer(
+            optimizer, replicas_to_aggregate=len(self.cluster.workers),
+            total_num_replicas=len(self.cluster.workers))
+
+    def build(self, optimizer):
+        """The ops, in the graph under construction, after the training step."""
+        cluster = self.cluster
+        self.done = [queue.enqueue(cluster.index) for queue in done_queues(cluster)]
+        if not cluster.is_chief:
+            self.not_ready = tf1.report_uninitialized_variables(tf1.global_variables())
+        if isinstance(optimizer, tf1.train.SyncReplicasOptimizer):
+            # When the chief stops, its hook closes the token queue: a worker waiting for a
+            # token then ends too. A worker that stops first leaves tokens for the others, so
+            # that one waiting for its last step gets it and sees the end.
+            self.sync_hook = optimizer.make_session_run_hook(cluster.is_chief)
+            self.release = optimizer.get_init_tokens_op(len(cluster.workers))
+
+    def hooks(self):
+        return [self.sync_hook] if self.sync_hook else []
+
+    def before_session(self, target, config):
+        """(cli.run_main puts the thread exception hook back when the program returns.)"""
+        threading.excepthook = _quiet_cancelled
+        if not self.cluster.is_chief:
+            wait_until_ready(target, config, self.not_ready)
+
+    def after_training(self, target, config):
+        with tf1.Session(target, config=config) as session:
+            if self.release is not None:
+                try:
+                    session.run(self.release)
+                except tf.errors.OpError:
+                    pass  # the chief has closed the token queue: nobody waits for one
+            session.run(self.done)

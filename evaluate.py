@@ -17,7 +17,8 @@ import sys
 
 import cli
 
-cli.quiet_interrupt("evaluate.py")  # Ctrl-C while TensorFlow loads: one line, not a traceback
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
+    cli.quiet_interrupt("evaluate.py")
 
 # (the heavy imports come after that)
 import numpy as np  # noqa: E402
@@ -27,7 +28,6 @@ import codes  # noqa: E402
 import devices  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
-import nets  # noqa: E402
 import runs  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -36,7 +36,8 @@ tf1 = tf.compat.v1
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "log-dir",
-                  dataset=None)
+                  dataset=None,
+                  choices={"dataset": tuple(input_data.SOURCES)})
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
     cli.add_flags(p, "split", "batch-size", "precision", "xla", batch_size=250)
@@ -111,7 +112,7 @@ class Evaluator:
         source = input_data.SOURCES[dataset]
         if dataset == config["runs"][-1].get("dataset") and config["runs"][-1].get("crop_roi"):
             args.crop_roi = True  # evaluate the images as the run saw them
-        options = cli.data_options(args, dataset)
+        options = input_data.data_options(args, dataset)
         names = source.class_names(args.data_dir)
         trained = config.get("class_names") or names
         if names != trained:  # labels are positions in the sorted class folders
@@ -122,10 +123,9 @@ class Evaluator:
         source.validate(args.data_dir, args.split, **options)
         val_size = config["runs"][-1]["val_size"]
         with self.graph.as_default():
-            images, labels, self.iterator = model.inputs(lambda: source.read(
-                args.data_dir, args.split, args.batch_size, image_size=self.model["image_size"],
-                preprocess=nets.get(self.model["arch"]).preprocess, val_size=val_size,
-                **options), initializable=True)
+            images, labels, self.iterator = model.split_input(
+                self.model, source, args.data_dir, args.split, args.batch_size, val_size,
+                options, initializable=True)
             self.tower = model.tower(self.model, images, labels,
                                      flip_average=args.tta == "flip")
             self.global_step = tf1.train.get_or_create_global_step()

@@ -22,12 +22,14 @@ import tempfile
 
 import cli
 
-cli.quiet_interrupt("export.py")  # Ctrl-C while TensorFlow loads: one line
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
+    cli.quiet_interrupt("export.py")
 
 # (the heavy imports come after that)
 import tensorflow as tf  # noqa: E402
 
 import model  # noqa: E402
+import nets  # noqa: E402
 import serving  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -41,7 +43,7 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="export a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy) with ImageNet's 1000 classes instead")
-    cli.add_flags(p, "arch")
+    cli.add_flags(p, "arch", choices={"arch": nets.NAMES})
     p.add_argument("--out", required=True,
                    help="the model's folder; this export becomes its next version, OUT/N")
     p.add_argument("--no-ema", action="store_true",

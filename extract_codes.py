@@ -18,7 +18,8 @@ import sys
 
 import cli
 
-cli.quiet_interrupt("extract_codes.py")  # Ctrl-C while TensorFlow loads: one line
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
+    cli.quiet_interrupt("extract_codes.py")
 
 # (the heavy imports come after that)
 import numpy as np  # noqa: E402
@@ -36,17 +37,22 @@ tf1 = tf.compat.v1
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_flags(p, "arch")
+    cli.add_flags(p, "arch", choices={"arch": nets.NAMES})
     p.add_argument("--weights", required=True, help="the network's weights file (.npy)")
-    p.add_argument("--layer", choices=codes.LAYERS, default="fc6",
-                   help="whose output is the code (fc6 and fc7 after their ReLU)")
+    p.add_argument("--layer", help="whose output is the code: one of the network's code layers "
+                   "(VGG and AlexNet: pool5, fc6 and fc7 after their ReLU; default fc6)")
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "val-size",
-                  "image-size", "batch-size", "precision", batch_size=100)
+                  "image-size", "batch-size", "precision", batch_size=100,
+                  choices={"dataset": tuple(input_data.SOURCES)})
     p.add_argument("--out", required=True, help="folder for the codes and their manifest")
     args = p.parse_args(argv)
-    cli.check_image_size(p, args)
+    network = nets.check_image_size(p, args)
+    args.layer = args.layer or network.codes_default
+    if args.layer not in network.code_layers:
+        p.error(f"--layer {args.layer}: {args.arch} gives codes at "
+                f"{', '.join(network.code_layers)}")
     try:
-        cli.data_options(args)
+        input_data.data_options(args)
     except cli.UsageError as e:
         p.error(str(e))
     return args
@@ -70,24 +76,25 @@ def extract(args, source, split, options):
     """``(codes, labels)`` of every image of ``split``, in the order of ``source.image_names``."""
     network = nets.get(args.arch)
     with tf.Graph().as_default():
-        images, labels, iterator = model.inputs(lambda: source.read(
-            args.data_dir, split, args.batch_size, preprocess=network.preprocess,
-            image_size=args.image_size, val_size=args.val_size, **options), initializable=True)
-        _, end_points = network.build(images, None, fc_size=cli.default("fc-size"),
-                                      until=args.layer)
+        images, labels, iterator = model.split_input(
+            {"arch": args.arch, "image_size": args.image_size}, source, args.data_dir, split,
+            args.batch_size, args.val_size, options, initializable=True)
+        _, end_points = network.make(images, None, fc_size=cli.default("fc-size"),
+                                     until=args.layer)
         values = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat
         with tf1.Session(config=devices.session_config(args.precision)) as session:
             report = weights.load_pretrained(args.weights, session, skip=(), verbose=False)
-            needed = network.layers[:network.layers.index(args.layer) + 1] \
-                if args.layer in network.layers else [
-                    layer for layer in network.layers if layer.startswith("conv")]
+            # the layers with variables up to the code's, in graph order (end_points' order)
+            before = list(end_points)[:list(end_points).index(args.layer) + 1]
+            needed = [layer for layer in before if layer in network.layers]
             missing = [f"{layer} ({status})" for layer, status, _ in report
                        if layer in needed and status != "loaded"]
             if missing:
                 raise cli.UsageError(f"--weights {args.weights} does not give {args.layer} at "
                                      f"{args.image_size}x{args.image_size}: {', '.join(missing)}"
-                                     f"; use --image-size {network.imagenet_image_size} or "
-                                     "--layer pool5")
+                                     + (f"; use --image-size {network.imagenet_image_size} "
+                                        f"or --layer {network.code_layers[0]}"
+                                        if network.imagenet_image_size else ""))
             session.run(iterator.initializer)
             total = source.num_examples(args.data_dir, split, args.val_size, **options)
             progress, out_codes, out_labels = cli.Progress(split, total), [], []
@@ -119,7 +126,7 @@ def run(args):
     source.prepare(args.data_dir)
     if args.val_size is None:
         args.val_size = source.default_val_size(args.data_dir)
-    options = cli.data_options(args)
+    options = input_data.data_options(args)
     manifest = manifest_for(args, source)
     path = os.path.join(args.out, codes.MANIFEST)
     old = cli.read_json(path) if os.path.exists(path) else None

@@ -56,6 +56,20 @@ def inputs(make_dataset, initializable=False):
     return images, labels, iterator
 
 
+def split_input(config, source, data_dir, split, batch_size, val_size=None, options=None,
+                initializable=False, **reading):
+    """``(images, labels, iterator)`` of a split of a data set (``source``: an entry of
+    ``input_data.SOURCES``, or its name) read for the configured network: resized to its
+    image size and preprocessed its way. ``options`` are the data set's own (``crop_roi``,
+    ``skip_bad_images``); ``reading`` the reader's (``shuffle``, ``augment``, ``repeat``,
+    ``seed``, ``shard``). Every program reads its images through here."""
+    source = input_data.SOURCES[source] if isinstance(source, str) else source
+    preprocess = nets.get(config["arch"]).preprocess
+    return inputs(lambda: source.read(data_dir, split, batch_size, preprocess=preprocess,
+                                      image_size=config["image_size"], val_size=val_size,
+                                      **(options or {}), **reading), initializable)
+
+
 def inference(config, images, is_training=False, dropout_keep_prob=0.5, codes=False):
     """``(logits, end_points)`` of the configured network; variables are shared between calls.
     With a head (``config["head"]``) the network stops at ``config["codes_layer"]`` and the head
@@ -63,17 +77,16 @@ def inference(config, images, is_training=False, dropout_keep_prob=0.5, codes=Fa
     codes, [batch, D]) and builds the head alone."""
     config = {**MODEL_DEFAULTS, **config}
     network = nets.get(config["arch"])
+    options = dict(batch_norm=config["batch_norm"], fc_size=config["fc_size"])
     if not config["head"]:
-        return network.build(images, config["num_classes"], is_training=is_training,
-                             batch_norm=config["batch_norm"], dropout_keep_prob=dropout_keep_prob,
-                             fc_size=config["fc_size"])
+        return network.make(images, config["num_classes"], is_training=is_training,
+                            dropout_keep_prob=dropout_keep_prob, **options)
     end_points = {}
     if codes:
         features = images
     else:
-        features, end_points = network.build(
-            images, None, batch_norm=config["batch_norm"], fc_size=config["fc_size"],
-            until=config["codes_layer"])
+        features, end_points = network.make(images, None, until=config["codes_layer"],
+                                            **options)
     logits = head(features, config, is_training, dropout_keep_prob)
     end_points["logits"] = logits
     return logits, end_points

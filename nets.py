@@ -2,7 +2,8 @@
 
 A network is one module with a ``build`` function; it becomes usable everywhere (``--arch NAME``)
 with one entry in ``NETWORKS`` below saying how to build it, which layers own variables, which
-image sizes it takes, how its inputs are preprocessed and where its ImageNet weights come from.
+give codes, which ``--trainable fc`` means, its last convolution, which image sizes it takes,
+how its inputs are preprocessed and where its ImageNet weights come from.
 Programs never name a particular network: they call ``nets.get(args.arch)``.
 
     network = nets.get("vgg16")
@@ -20,36 +21,59 @@ import vgg16
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """One entry of the table.
+    """One entry of the table: everything the programs need to know of a network, so that
+    nothing outside its module matches its layer names.
 
-    ``build(images, num_classes, is_training=False, batch_norm=False, dropout_keep_prob=0.5,
-    fc_size=4096, until=None)`` returns ``(logits, end_points)`` (``fc_size``: the width of the
-    hidden fully connected layers, 0 for none); ``num_classes`` None or 0 returns the features the
-    last layer would read instead of logits; ``until`` (a key of ``end_points``) stops there and
-    returns that layer's output. ``layers`` are the layers that own ``weights`` and
-    ``biases`` variables, in graph order, named like the keys of the weights file, so a file maps
-    onto the graph by name. ``head`` is the layer a new task replaces (not loaded from ImageNet
-    weights by default). ``image_size_error(side)`` says why a side does not fit, or None.
-    ``imagenet_image_size``: the side the network was trained at on ImageNet, where the public
-    fc6 fits (224 for VGG, 227 for AlexNet).
+    ``build(images, num_classes, is_training=False, until=None, **options)`` returns
+    ``(logits, end_points)``: ``end_points`` maps the name of each layer (in graph order) to its
+    output, ending with ``logits``; ``num_classes`` None or 0 returns the features the last
+    layer would read instead of logits; ``until`` (a key of ``end_points``) stops there and
+    returns that layer's output. ``build_args`` are the ``options`` it takes, among
+    ``batch_norm``, ``fc_size`` (the width of hidden fully connected layers, 0 for none) and
+    ``dropout_keep_prob``: the programs pass only those (``make``).
+
+    ``layers`` are the layers that own variables (``LAYER/...``, any leaf names), in graph order,
+    named like the keys of its weights file, so a file maps onto the graph by name. ``head`` is
+    the layer a new task replaces (not loaded from ImageNet weights by default); ``fc_layers``
+    what ``--trainable fc`` trains (the rest is then a fixed feature extractor);
+    ``code_layers`` the end points ``extract_codes.py`` can cache (``default_code_layer`` its
+    default); ``last_conv`` its last convolutional layer. ``image_size_error(side)`` says why a
+    side does not fit, or None. ``imagenet_image_size``: the side it was trained at on ImageNet,
+    where the public fc6 fits (224 for VGG, 227 for AlexNet; None for a network without
+    ImageNet weights).
     """
     name: str
     build: Callable
     layers: Tuple[str, ...]
     default_image_size: int
     image_size_error: Callable[[int], Optional[str]]
+    last_conv: str
+    code_layers: Tuple[str, ...]
+    fc_layers: Tuple[str, ...]
+    default_code_layer: Optional[str] = None  # (None: the first of code_layers)
+    build_args: Tuple[str, ...] = ("batch_norm", "fc_size", "dropout_keep_prob")
     preprocess: str = "vgg"
     head: str = "fc8"
     keras_application: Optional[str] = None  # keras.applications model with the same weights
-    imagenet_image_size: int = 224
+    imagenet_image_size: Optional[int] = 224
+
+    def make(self, images, num_classes, is_training=False, until=None, **options):
+        """``build`` with the options it takes: the others (``fc_size`` for a network without
+        hidden fully connected layers, say) are left out."""
+        return self.build(images, num_classes, is_training=is_training, until=until,
+                          **{k: v for k, v in options.items() if k in self.build_args})
+
+    @property
+    def codes_default(self):
+        return self.default_code_layer or self.code_layers[0]
 
     def trainable_layers(self, trainable):
-        """The layers that train under ``--trainable``: ``all``; ``fc`` (the fully connected
-        layers: the rest is a fixed feature extractor); or a layer name (it and all after it)."""
+        """The layers that train under ``--trainable``: ``all``; ``fc`` (``fc_layers``: the rest
+        is a fixed feature extractor); or a layer name (it and all after it)."""
         if trainable == "all":
             return list(self.layers)
         if trainable == "fc":
-            return [layer for layer in self.layers if layer.startswith("fc")]
+            return list(self.fc_layers)
         if trainable in self.layers:
             return list(self.layers[self.layers.index(trainable):])
         raise ValueError(f"{trainable!r} is not 'all', 'fc' or a layer of {self.name} "
@@ -60,16 +84,48 @@ def _vgg(arch):
     return Network(name=arch, build=functools.partial(vgg16.build, arch=arch),
                    layers=tuple(vgg16.layer_names(arch)), default_image_size=32,
                    image_size_error=vgg16.image_size_error,
+                   last_conv=vgg16.conv_layer_names(arch)[-1],
+                   code_layers=("pool5", "fc6", "fc7"), default_code_layer="fc6",
+                   fc_layers=("fc6", "fc7", "fc8"),
                    keras_application={"vgg16": "VGG16", "vgg19": "VGG19"}.get(arch))
 
 
 NETWORKS = {arch: _vgg(arch) for arch in vgg16.ARCHS}
 NETWORKS["alexnet"] = Network(name="alexnet", build=alexnet.build, layers=alexnet.LAYERS,
                               default_image_size=alexnet.DEFAULT_IMAGE_SIZE,
-                              image_size_error=alexnet.image_size_error, preprocess="vgg",
-                              head="fc8", keras_application=None,
+                              image_size_error=alexnet.image_size_error, last_conv="conv5",
+                              code_layers=("pool5", "fc6", "fc7"), default_code_layer="fc6",
+                              fc_layers=("fc6", "fc7", "fc8"), preprocess="vgg", head="fc8",
+                              keras_application=None,
                               imagenet_image_size=alexnet.DEFAULT_IMAGE_SIZE)
-NAMES = tuple(NETWORKS)
+NAMES = tuple(NETWORKS)  # the --arch choices
+
+
+def register(network):
+    """Add ``network`` to the table (or replace the entry of its name): every program then
+    takes ``--arch NAME``. The table's own entries are above; tests register networks of
+    their own."""
+    global NAMES
+    NETWORKS[network.name] = network
+    NAMES = tuple(NETWORKS)
+    return network
+
+
+def unregister(name):
+    global NAMES
+    NETWORKS.pop(name, None)
+    NAMES = tuple(NETWORKS)
+
+
+def check_image_size(parser, args):
+    """Fill in --image-size with the network's own (--arch) when not given, and refuse a side
+    the network cannot take, as a flag error of ``parser``. Returns the network."""
+    network = get(args.arch)
+    args.image_size = args.image_size or network.default_image_size
+    problem = network.image_size_error(args.image_size)
+    if problem:
+        parser.error(f"--image-size {problem} for {args.arch}")
+    return network
 
 
 def get(name):

@@ -19,7 +19,8 @@ import sys
 
 import cli
 
-cli.quiet_interrupt("predict.py")  # Ctrl-C while TensorFlow loads: one line
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
+    cli.quiet_interrupt("predict.py")
 
 # (the heavy imports come after that)
 import numpy as np  # noqa: E402
@@ -43,7 +44,8 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy): ImageNet's 1000 classes at 224x224")
-    cli.add_flags(p, "arch", "batch-size", "precision", batch_size=32)
+    cli.add_flags(p, "arch", "batch-size", "precision", batch_size=32,
+                  choices={"arch": nets.NAMES})
     p.add_argument("--top", type=cli.at_least(1), default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true",
                    help="print one JSON document: [{file, top: [{class, index, probability}]}]")

@@ -7,6 +7,7 @@ whether a checkpoint fits the graph built for it.
     LOG_DIR/eval/    evaluate.py's reports
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -62,9 +63,10 @@ class RunDir:
         return tf1.train.latest_checkpoint(self.train)
 
     def lock(self):
-        """Hold LOG_DIR/run.lock for as long as this process runs: a second run on the same
-        log dir gets a UsageError naming the first. The kernel releases the lock when the
-        process ends, however it ends, so a killed run never blocks the next one."""
+        """Hold LOG_DIR/run.lock: a second run on the same log dir gets a UsageError naming the
+        first. Returns a context manager that lets it go (``with run.lock(): ...``); the
+        kernel releases it when the process ends, however it ends, so a killed run never
+        blocks the next one."""
         path = os.path.join(self.root, LOCK_FILE)
         try:
             handle = open(path, "a+")
@@ -86,7 +88,7 @@ class RunDir:
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
         handle.flush()
-        self._lock = handle  # closed, and so released, when the process ends
+        return contextlib.closing(handle)  # closing the file releases the lock
 
     # How many checkpoints the savers keep in train/ and best/.
     KEEP = {"train": 5, "best": 1}

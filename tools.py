@@ -9,14 +9,25 @@ Everything is TensorFlow 1.x graph style through ``tf.compat.v1``: variables com
 import numpy as np
 import tensorflow as tf
 
-# The weights reader and loader live in weights.py; users' code and the README know them as
-# tools.read_weights and tools.load_pretrained, so they stay reachable here.
-from weights import WeightsFileError, load_pretrained, read_weights  # noqa: F401
-
 tf1 = tf.compat.v1
 
 # The public VGG weights expect BGR pixels in 0..255 minus the ImageNet mean, in this order.
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+# Standard deviation of VGG-preprocessed pixels (0..255 minus a mean): the first convolution's
+# initial weights are scaled down by it, so that a network trained from scratch starts with
+# unit-scale activations.
+VGG_INPUT_STD = 64.0
+
+# The weights reader and loader live in weights.py (which this module does not import). Scripts
+# written when the README called them tools.read_weights and tools.load_pretrained still work.
+_MOVED_TO_WEIGHTS = ("WeightsFileError", "load_pretrained", "read_weights")
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_WEIGHTS:
+        import weights
+        return getattr(weights, name)
+    raise AttributeError(f"module 'tools' has no attribute {name!r}")
 
 # Weights of every conv and fc layer are added here when they are made; the loss applies weight
 # decay to this collection (and only to the trainable part of it).

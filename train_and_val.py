@@ -15,17 +15,16 @@ import contextlib
 import math
 import os
 import sys
-import threading
 import time
 
 import cli
 
-cli.quiet_interrupt("train_and_val.py")  # Ctrl-C while TensorFlow loads: one line
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
+    cli.quiet_interrupt("train_and_val.py")
 
 # (the heavy imports come after that)
 import tensorflow as tf  # noqa: E402
 
-import codes  # noqa: E402
 import devices  # noqa: E402
 import distributed  # noqa: E402
 import hooks  # noqa: E402
@@ -34,6 +33,7 @@ import model  # noqa: E402
 import nets  # noqa: E402
 import runs  # noqa: E402
 import tools  # noqa: E402
+import train_inputs  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -42,7 +42,8 @@ tf1 = tf.compat.v1
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "log-dir",
-                  dataset=None, data_dir=None)
+                  dataset=None, data_dir=None,
+                  choices={"dataset": tuple(input_data.SOURCES)})
     p.add_argument("--pretrained", default="auto",
                    help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
                         "convert_weights.py when missing; 'none' trains from scratch")
@@ -54,7 +55,8 @@ def parse_args(argv=None):
     cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
                   "lr-schedule", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
-                  "dropout-keep-prob", fc_size=None, arch=None)
+                  "dropout-keep-prob", fc_size=None, arch=None,
+                  choices={"arch": nets.NAMES})
     p.add_argument("--no-augment", action="store_true",
                    help="turn off random crops and flips of the training images")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
@@ -113,12 +115,11 @@ def check_args(p, args):
     """What the flag types alone cannot check; fills in the network's defaults."""
     # With --codes these come from the codes' manifest: only those given are compared with it.
     if args.codes:
-        args.codes_flags = {flag: getattr(args, key) for flag, key in CODES_FIX
-                            if getattr(args, key) is not None}
+        args.codes_flags = train_inputs.Codes.given_flags(args)
     for key in ("arch", "dataset", "data-dir"):
         if getattr(args, key.replace("-", "_")) is None:
             setattr(args, key.replace("-", "_"), cli.default(key))
-    network = cli.check_image_size(p, args)
+    network = nets.check_image_size(p, args)
     if args.epochs <= 0 or args.learning_rate <= 0:
         p.error("--epochs and --learning-rate must be positive")
     if not 0 < args.dropout_keep_prob <= 1:
@@ -133,12 +134,13 @@ def check_args(p, args):
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
                 f"({', '.join(network.layers)})")
-    if args.fold_fc6 and (args.image_size != network.default_image_size
+    if args.fold_fc6 and ("fc6" not in network.layers
+                          or args.image_size != network.default_image_size
                           or network.default_image_size == network.imagenet_image_size):
         p.error("--fold-fc6 needs pool5 to be 1x1 where the public fc6 reads 7x7: VGG at "
                 "--image-size 32")
     try:
-        cli.data_options(args)
+        input_data.data_options(args)
     except cli.UsageError as e:
         p.error(str(e))
     try:
@@ -151,60 +153,9 @@ def check_args(p, args):
         p.error(f"--batch-size {args.batch_size} does not split into --num-gpus "
                 f"{args.num_gpus} equal parts; give a multiple of {args.num_gpus}")
     if args.codes:
-        given = [flag for flag, value in (("--batch-norm", args.batch_norm),
-                                          ("--fold-fc6", args.fold_fc6),
-                                          ("--skip", args.skip != [network.head]),
-                                          ("--trainable", args.trainable != "all"),
-                                          ("--fc-size", args.fc_size is not None),
-                                          ("--pretrained none", args.pretrained == "none"),
-                                          ("--skip-bad-images", args.skip_bad_images),
-                                          ("--crop-roi", args.crop_roi),
-                                          ("--no-augment", args.no_augment)) if value]
-        if given:
-            p.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
-                    "(only the head trains)")
-        args.head = args.head or "linear"
-        args.head_size = args.head_size if args.head == "mlp" else 0
-        args.skip = []
+        train_inputs.Codes.check_flags(p, args, network)
     else:
         args.head_size = 0
-
-
-# What a codes folder's manifest fixes: (flag, its args key, its manifest key).
-CODES_FIX = (("--arch", "arch"), ("--image-size", "image_size"), ("--dataset", "dataset"),
-             ("--data-dir", "data_dir"), ("--val-size", "val_size"))
-MANIFEST_KEYS = {"arch": "network", "image_size": "image_size", "dataset": "dataset",
-                 "data_dir": "data_dir", "val_size": "val_size"}
-
-
-def use_codes(args):
-    """Take the network, image size, data set and validation split from the manifest of
-    --codes (refusing flags that say otherwise) and check that the weights file the backbone
-    will be loaded from is the one the codes were made with. Returns the manifest."""
-    manifest = codes.read_manifest(args.codes)
-    for flag, key in CODES_FIX:
-        wanted = manifest.get(MANIFEST_KEYS[key])
-        given = args.codes_flags.get(flag)
-        if key == "data_dir" and given is not None:
-            given = os.path.abspath(given)
-        if given is not None and given != wanted:
-            raise cli.UsageError(f"{flag} {args.codes_flags[flag]}: the codes in {args.codes} "
-                                 f"were made with {flag} {wanted}; leave the flag out (the "
-                                 "codes say it) or make codes for it with extract_codes.py")
-        setattr(args, key, wanted)
-    del args.codes_flags
-    args.codes_layer, args.num_classes = manifest["layer"], len(manifest["class_names"])
-    args.fc_size = cli.default("fc-size") if args.codes_layer.startswith("fc") else 0
-    path = manifest.get("weights_file") if args.pretrained == "auto" else args.pretrained
-    if not path or not os.path.isfile(path):
-        raise cli.UsageError(f"the weights file the codes in {args.codes} were made from "
-                             f"({path}) is not there; pass it with --pretrained (the checkpoint "
-                             "holds the whole network: those layers and the head)")
-    if codes.sha256(path) != manifest.get("weights_sha256"):
-        raise cli.UsageError(f"--pretrained {path} is not the weights file the codes in "
-                             f"{args.codes} were made from (its SHA-256 differs); pass that one")
-    args.pretrained = path
-    return manifest
 
 
 def warmup_steps(args, max_steps):
@@ -286,19 +237,18 @@ def session_config(args, cluster=None):
     return cluster.session_config(config) if cluster else config
 
 
-def train_step(args, config, images, labels, trainable, global_step, max_steps, cluster):
+def train_step(args, config, images, labels, trainable, global_step, max_steps, protocol,
+               codes=False):
     """``(train_op, figures of the whole batch, trained variables, optimizer)``: one tower, or
     --num-gpus towers with their gradients averaged; in a cluster, synchronous replicas unless
-    --async."""
+    --async (``protocol``)."""
     rate = learning_rate(args, global_step, max_steps)
     optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
-    if cluster and not args.async_updates:
-        optimizer = tf1.train.SyncReplicasOptimizer(
-            optimizer, replicas_to_aggregate=len(cluster.workers),
-            total_num_replicas=len(cluster.workers))
+    if protocol:
+        optimizer = protocol.wrap(optimizer)
     tower_args = dict(is_training=True, weight_decay=args.weight_decay,
                       trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
-                      label_smoothing=args.label_smoothing, codes=bool(args.codes))
+                      label_smoothing=args.label_smoothing, codes=codes)
     places, variable_device = tower_devices(args)
     if places:
         made = model.towers(config, images, labels, places, variable_device, **tower_args)
@@ -321,34 +271,19 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     return train_op, figures, made[0].var_list, optimizer
 
 
-def build_graph(args, max_steps, train_split, cluster=None):
-    """The training step (and the validation tower when there is a val split) on the data."""
+def build_graph(args, data, max_steps, cluster=None, protocol=None):
+    """The training step on ``data`` (a ``train_inputs`` input), its summaries, the validation
+    tower when there is a val split, and in a cluster the protocol's ops."""
     global_step = tf1.train.get_or_create_global_step()
     tf1.set_random_seed(args.seed)
-    source, config = input_data.SOURCES[args.dataset], model.model_config(args)
-    preprocess = nets.get(args.arch).preprocess
+    config = model.model_config(args)
     # in a cluster, each worker shuffles its own share of the training data its own way
     shard = (len(cluster.workers), cluster.index) if cluster else None
     seed = args.seed + (cluster.index if cluster else 0)
-    if args.codes:
-        values, labels = codes.load(args.codes, "train")[:2]
-        if shard:
-            values, labels = values[shard[1]::shard[0]], labels[shard[1]::shard[0]]
-        images, labels, _ = model.inputs(lambda: codes.dataset(
-            values, labels, args.batch_size, shuffle=True, repeat=True, seed=seed))
-        trainable = model.HEADS[args.head]
-        # The whole network, never run here: its checkpoints restore into a graph on images.
-        model.inference(config, tf1.placeholder(tf.float32, [None, args.image_size,
-                                                             args.image_size, 3], "images"))
-    else:
-        images, labels, _ = model.inputs(lambda: source.read(
-            args.data_dir, train_split, args.batch_size, shuffle=True,
-            augment=not args.no_augment, preprocess=preprocess, image_size=args.image_size,
-            repeat=True, seed=seed, val_size=args.val_size,
-            shard=shard, **cli.data_options(args)))
-        trainable = nets.get(args.arch).trainable_layers(args.trainable)
+    images, labels = data.train_batches(args, config, shard, seed)
     train_op, figures, var_list, optimizer = train_step(
-        args, config, images, labels, trainable, global_step, max_steps, cluster)
+        args, config, images, labels, data.trainable_layers(args), global_step, max_steps,
+        protocol, codes=data.codes)
     total_loss, rate = figures["total_loss"], figures["learning_rate"]
     ema = ema_sync = None
     if args.ema_decay:
@@ -358,40 +293,18 @@ def build_graph(args, max_steps, train_split, cluster=None):
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", figures["accuracy"])
     tf1.summary.scalar("learning_rate", rate)
-    if not args.codes:
-        tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
-                          max_outputs=4)
+    data.summarize(images, nets.get(args.arch).preprocess)
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
-             "ema_sync": ema_sync, "train_codes": values if args.codes else None}
+             "ema_sync": ema_sync}
     if args.val_size != 0:
-        if args.codes:
-            val_values, val_labels = codes.load(args.codes, "val")[:2]
-            val_images, val_labels, graph["val_iterator"] = model.inputs(
-                lambda: codes.dataset(val_values, val_labels, args.batch_size),
-                initializable=True)
-        else:
-            val_images, val_labels, graph["val_iterator"] = model.inputs(lambda: source.read(
-                args.data_dir, "val", args.batch_size, preprocess=preprocess,
-                image_size=args.image_size, val_size=args.val_size,
-                **cli.data_options(args)),
-                initializable=True)
+        val_images, val_labels, graph["val_iterator"] = data.val_batches(args, config)
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
-            graph["val_tower"] = model.tower(config, val_images, val_labels,
-                                             codes=bool(args.codes))
-    if cluster:
-        graph["done"] = [queue.enqueue(cluster.index)
-                         for queue in distributed.done_queues(cluster)]
-        if not cluster.is_chief:
-            graph["not_ready"] = tf1.report_uninitialized_variables(tf1.global_variables())
-        if isinstance(optimizer, tf1.train.SyncReplicasOptimizer):
-            # When the chief stops, its hook closes the token queue: a worker waiting for a
-            # token then ends too. A worker that stops first leaves tokens for the others, so
-            # that one waiting for its last step gets it and sees the end.
-            graph["sync_hook"] = optimizer.make_session_run_hook(cluster.is_chief)
-            graph["release"] = optimizer.get_init_tokens_op(len(cluster.workers))
+            graph["val_tower"] = model.tower(config, val_images, val_labels, codes=data.codes)
+    if protocol:
+        protocol.build(optimizer)
     return graph
 
 
@@ -437,7 +350,8 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
     cli.write_json(run.config_file, config)
 
 
-def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=True):
+def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=True,
+               protocol=None):
     """Stop at the last step, refuse NaN, save, report progress, validate, stop on signals. The
     checkpoint hook comes after the NaN guard, so a step that made the loss NaN is never saved
     (MonitoredTrainingSession would put its own before every hook passed in). Only the chief
@@ -451,7 +365,7 @@ def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=Tru
                                   validation)
     saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=args.save_every,
                                            scaffold=scaffold)] if chief else []
-    sync = [graph["sync_hook"]] if graph.get("sync_hook") else []
+    sync = protocol.hooks() if protocol else []
     return sync + [tf1.train.StopAtStepHook(last_step=max_steps),
                    tf1.train.NanTensorHook(graph["loss"])] + saver + [progress] + (
         [validation] if validation else []) + [hooks.StopOnSignalHook()]
@@ -475,23 +389,16 @@ def diverged(args, run, progress, start_step):
                                                      " or with --clip-norm 5") + ".")
 
 
-def quiet_cancelled(hook_args):
-    if not issubclass(hook_args.exc_type, tf.errors.CancelledError):
-        sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
-
-
 def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=None,
-              server=None):
+              server=None, protocol=None):
     """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal. In a
     cluster, a worker that is not the chief writes nothing, and every worker tells the
-    parameter servers when it is done."""
+    parameter servers when it is done (``protocol``)."""
     chief = cluster is None or cluster.is_chief
     master = server.target if server else ""
-    if cluster:  # the chief's token thread is cancelled when its session closes: not an error
-        threading.excepthook = quiet_cancelled
     config = session_config(args, cluster)
-    if not chief:
-        distributed.wait_until_ready(master, config, graph["not_ready"])
+    if protocol:
+        protocol.before_session(master, config)
     try:
         with tf1.train.MonitoredTrainingSession(
                 master=master, is_chief=chief, checkpoint_dir=run.train if chief else None,
@@ -509,14 +416,8 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
         print(diverged(args, run, hook(session_hooks, hooks.ProgressHook), start_step),
               file=sys.stderr)
         return 1
-    if cluster:
-        with tf1.Session(master, config=config) as session:
-            if graph.get("release") is not None:
-                try:
-                    session.run(graph["release"])
-                except tf.errors.OpError:
-                    pass  # the chief has closed the token queue: nobody waits for one
-            session.run(graph["done"])
+    if protocol:
+        protocol.after_training(master, config)
         if not chief:
             last_step = hook(session_hooks, hooks.ProgressHook).last_step
             print(f"{cluster.name}: done at step {last_step}")
@@ -542,71 +443,75 @@ def train(args):
         raise cli.UsageError("--num-gpus above 1 and --ema-decay do not go with a cluster yet; "
                              "train on one machine with them, or leave them out")
     chief = cluster is None or cluster.is_chief
-    manifest = None
-    if args.codes:
-        manifest = use_codes(args)
-        train_split = "trainval" if args.val_size == 0 else "train"
-        train_images, class_names = manifest["splits"]["train"], manifest["class_names"]
-    else:
-        source = input_data.SOURCES[args.dataset]
-        source.prepare(args.data_dir)
-        if args.val_size is None:
-            args.val_size = source.default_val_size(args.data_dir)
-        args.num_classes = source.num_classes(args.data_dir)
-        train_split = "trainval" if args.val_size == 0 else "train"
-        source.validate(args.data_dir, train_split, **cli.data_options(args))
-        train_images = source.num_examples(args.data_dir, train_split, args.val_size,
-                                           **cli.data_options(args))
-        class_names = source.class_names(args.data_dir)
-    # a step is one batch, or in a synchronous cluster one batch from every worker
-    images_per_step = args.batch_size * (
-        len(cluster.workers) if cluster and not args.async_updates else 1)
-    steps_per_epoch = train_images / images_per_step
+    protocol = distributed.Protocol(cluster, args.async_updates) if cluster else None
+
+    ###########################################
+    # Select the data: images, or cached codes #
+    ###########################################
+    data = train_inputs.select(args)
+    images_per_step = protocol.images_per_step(args.batch_size) if protocol else \
+        args.batch_size
+    steps_per_epoch = data.train_images / images_per_step
     max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
-    if chief:
-        run.make()
-        run.lock()  # one run per log dir; held until this process ends
-        run.tidy()  # leftovers of an interrupted save, the checkpoint index
-    resolve_fc_size(args, run, resuming=chief and run.latest_checkpoint() is not None)
 
-    server = distributed.start_server(cluster, session_config(args, cluster)) \
-        if cluster else None
-    with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
-        graph = build_graph(args, max_steps, train_split, cluster)
-    checkpoint, start_step, pretrained = start_or_resume(args, run) if chief else (None, 0,
-                                                                                    None)
-    if start_step >= max_steps and not cluster:
-        print(f"{checkpoint} is at step {start_step}, already at --max-steps {max_steps}: "
-              "nothing to do (raise --max-steps or --epochs to train further).")
-        return 0
-    if chief:
-        record_run(args, run, checkpoint, pretrained and pretrained[0], start_step, max_steps,
-                   train_split, train_images, class_names,
-                   codes_made=args.codes and {k: manifest[k] for k in (
-                       "network", "layer", "image_size", "weights_sha256")})
+    with contextlib.ExitStack() as held:
+        if chief:
+            run.make()
+            held.enter_context(run.lock())  # one run per log dir, until train() returns
+            run.tidy()  # leftovers of an interrupted save, the checkpoint index
 
-    def warm_start(scaffold, session):
-        if args.codes:
-            model.set_head_input(session, graph["train_codes"])
-        if pretrained:
-            weights.load_pretrained(pretrained[0], session, skip=args.skip, layers=pretrained[1],
-                                    fold=("fc6",) if args.fold_fc6 else ())
-            pretrained[1].clear()  # (the file's arrays are in the graph now)
-            if graph["ema_sync"] is not None:  # the averages start from the loaded weights
-                session.run(graph["ema_sync"])
+        ######################
+        # Select the network #
+        ######################
+        resolve_fc_size(args, run, resuming=chief and run.latest_checkpoint() is not None)
 
-    # Checkpoints are listed by paths relative to their folder, so a log dir can be copied or
-    # moved and resumed, and the rotation of old checkpoints never reaches outside it.
-    scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
-        sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
-    session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief)
-    what = (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of {train_images} "
-            f"images ({args.codes})" if args.codes else
-            f"{args.arch} on {train_images} images ({train_split})")
-    where = f"; logs in {args.log_dir}" if chief else " (the chief saves and logs)"
-    who = f"{cluster.name} of {len(cluster.workers)} workers: " if cluster else ""
-    print(f"{who}Training {what} from step {start_step} to {max_steps}{where}", flush=True)
-    return run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster, server)
+        ####################################################
+        # Configure the optimization, in the cluster's way #
+        ####################################################
+        server = distributed.start_server(cluster, session_config(args, cluster)) \
+            if cluster else None
+        with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
+            graph = build_graph(args, data, max_steps, cluster, protocol)
+
+        ###########################################
+        # Start: resume, or warm start from weights #
+        ###########################################
+        checkpoint, start_step, pretrained = start_or_resume(args, run) if chief else (
+            None, 0, None)
+        if start_step >= max_steps and not cluster:
+            print(f"{checkpoint} is at step {start_step}, already at --max-steps {max_steps}: "
+                  "nothing to do (raise --max-steps or --epochs to train further).")
+            return 0
+        if chief:
+            record_run(args, run, checkpoint, pretrained and pretrained[0], start_step,
+                       max_steps, data.train_split, data.train_images, data.class_names,
+                       codes_made=data.record())
+
+        def warm_start(scaffold, session):
+            data.warm_start(session)
+            if pretrained:
+                weights.load_pretrained(pretrained[0], session, skip=args.skip,
+                                        layers=pretrained[1],
+                                        fold=("fc6",) if args.fold_fc6 else ())
+                pretrained[1].clear()  # (the file's arrays are in the graph now)
+                if graph["ema_sync"] is not None:  # the averages start from the loaded weights
+                    session.run(graph["ema_sync"])
+
+        ###############
+        # Train       #
+        ###############
+        # Checkpoints are listed by paths relative to their folder, so a log dir can be copied
+        # or moved and resumed, and the rotation of old checkpoints never reaches outside it.
+        scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
+            sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
+        session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps,
+                                   chief, protocol)
+        where = f"; logs in {args.log_dir}" if chief else " (the chief saves and logs)"
+        who = f"{cluster.name} of {len(cluster.workers)} workers: " if cluster else ""
+        print(f"{who}Training {data.describe(args)} from step {start_step} to {max_steps}"
+              f"{where}", flush=True)
+        return run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster,
+                         server, protocol)
 
 
 def main(argv=None):

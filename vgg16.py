@@ -28,9 +28,7 @@ CONFIGS = {
 ARCHS = tuple(CONFIGS)
 FC_SIZE = 4096
 SIDE_MULTIPLE = 2 ** 5  # five 2x2 pools
-# Standard deviation of VGG-preprocessed pixels (0..255 minus a mean): conv1_1's initial weights
-# are scaled down by it, so that a network trained from scratch starts with unit-scale activations.
-INPUT_STD = 64.0
+INPUT_STD = tools.VGG_INPUT_STD  # conv1_1's initial weights are scaled down by it
 
 
 def conv_layer_names(arch):

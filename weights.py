@@ -155,14 +155,10 @@ def graph_layers(graph=None):
 
 
 def _layer_order(name):
-    """conv1 < conv1_1 < conv1_2 < ... < conv5_3 < fc6 < fc7 < fc8 < anything else."""
-    match = re.fullmatch(r"conv(\d+)(?:_(\d+))?", name)
-    if match:
-        return (0, int(match.group(1)), int(match.group(2) or 0), name)
-    match = re.fullmatch(r"fc(\d+)", name)
-    if match:
-        return (1, int(match.group(1)), 0, name)
-    return (2, 0, 0, name)
+    """Layer names in natural order, digits as numbers: conv1 < conv1_1 < conv1_2 < conv2_1 <
+    ... < conv5_3 < fc6 < fc7 < fc8 (the order of the networks' graphs; any names sort)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name) if part]
 
 
 def check_finite(layers, path, skip=()):

@@ -1,11 +1,16 @@
-"""What the tests share: the project's root, running a program as a user does, and small
+"""What the tests share: the project's root, running a program as a user does (in this process
+through its ``main(argv)``, or as a process where a process is the point), and small
 CIFAR-10-format data sets written here (1 label byte + 3072 pixel bytes a record: the red plane,
 then green, then blue, each 32x32 row-major)."""
 
+import contextlib
+import importlib
+import io
 import os
 import re
 import subprocess
 import sys
+import traceback
 
 import numpy as np
 
@@ -21,8 +26,35 @@ def command(program, *args):
     return [sys.executable, os.path.join(ROOT, program), *map(str, args)]
 
 
+def call(program, *args, cwd=ROOT):
+    """Run a program of the project to the end in this process, through its ``main(argv)``, as
+    its ``__main__`` would, in ``cwd``: a CompletedProcess with its exit code and what it
+    printed (an exception it did not handle is printed as Python would, with exit code 1)."""
+    module = importlib.import_module(os.path.splitext(program)[0])
+    out, err = io.StringIO(), io.StringIO()
+    here, argv = os.getcwd(), sys.argv
+    os.chdir(cwd)
+    sys.argv = [os.path.join(ROOT, program), *map(str, args)]  # argparse names the program
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main([str(a) for a in args])
+            except SystemExit as e:  # argparse's --help and its errors
+                code = e.code
+            except Exception:  # noqa: BLE001 (what a user would see: a traceback)
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(here)
+        sys.argv = argv
+    code = 0 if code is None else code if isinstance(code, int) else 1
+    return subprocess.CompletedProcess([program, *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
+
+
 def run(program, *args, cwd=ROOT, timeout=300):
-    """Run a program of the project to the end; the CompletedProcess with its text output."""
+    """Run a program of the project to the end as a process of its own (where a process is the
+    point: signals, locks, a clean Python); the CompletedProcess with its text output."""
     return subprocess.run(command(program, *args), cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **ENV})
 
@@ -144,16 +176,13 @@ def numpy_test_images(data_dir):
 
 
 def python_json(code):
-    """Run ``code`` (which prints one JSON document last) in a fresh Python with the project on
-    its path, and return that document: many cases of a program's own functions in one process,
-    since a program start costs seconds. The programs are never imported into the test process
-    (they install their own Ctrl-C handler)."""
-    result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {ROOT!r})\n"
-                             + code], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **ENV})
-    assert result.returncode == 0, result.stderr[-2000:]
+    """Run ``code`` (which prints one JSON document last) in this process, with what it prints
+    captured, and return that document: many cases of a program's own functions at once."""
     import json
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<python_json>", "exec"), {"__name__": "python_json"})
+    return json.loads(out.getvalue().strip().splitlines()[-1])
 
 
 def one_line_error(result, program="train_and_val.py", code=2):

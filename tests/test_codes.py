@@ -15,13 +15,13 @@ import helpers
 import py2_npy
 import tools
 import vgg16
-from helpers import own_lines, run, start
+from helpers import call, own_lines, start
 
 tf1 = tf.compat.v1
 
 
 def extract(root, out, *flags):
-    return run("extract_codes.py", "--arch", "vgg11", "--weights", root / "vgg11.npy",
+    return call("extract_codes.py", "--arch", "vgg11", "--weights", root / "vgg11.npy",
                "--data-dir", root / "data", "--val-size", 100, "--out", out, *flags, cwd=root)
 
 
@@ -65,7 +65,7 @@ def test_codes_are_the_layer_output_and_are_reused_until_something_changes(works
     poisoned = tmp_path / "other.npy"
     py2_npy.write(str(poisoned), {**weights, "conv1_1": (weights["conv1_1"][0] * 2,
                                                          weights["conv1_1"][1])})
-    other_weights = run("extract_codes.py", "--arch", "vgg11", "--weights", poisoned,
+    other_weights = call("extract_codes.py", "--arch", "vgg11", "--weights", poisoned,
                         "--data-dir", root / "data", "--val-size", 100, "--layer", "pool5",
                         "--out", out, cwd=root)
     assert "Wrote" in other_weights.stdout
@@ -109,13 +109,13 @@ def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_co
     head = ["--codes", out, "--head", "mlp", "--head-size", 64, "--batch-size", 32,
             "--log-dir", logs, "--val-every", 6, "--log-every", 6, "--ema-decay", "0.5",
             "--learning-rate", "0.001"]
-    trained = run("train_and_val.py", *head, "--max-steps", 6, cwd=tmp_path)
+    trained = call("train_and_val.py", *head, "--max-steps", 6, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "Training a mlp head on vgg11's fc6 codes of 400 images" in trained.stdout
     assert "validation at step 6" in trained.stdout
 
     # the checkpoint holds the backbone as the weights file gave it and the head, nothing else
-    resumed = run("train_and_val.py", *head, "--max-steps", 12, cwd=tmp_path)
+    resumed = call("train_and_val.py", *head, "--max-steps", 12, cwd=tmp_path)
     assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stderr
     checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
     assert checkpoint.endswith("-12") and tf1.train.latest_checkpoint(str(logs / "best"))
@@ -140,7 +140,7 @@ def test_a_head_on_codes_is_a_whole_network_that_predicts_alike_on_images_and_co
     # the same checkpoint on the test images and on their codes: the same prediction each
     reports = {}
     for how, flags in (("images", ["--data-dir", root / "data"]), ("codes", ["--codes", out])):
-        result = run("evaluate.py", "--log-dir", logs, *flags, cwd=tmp_path)
+        result = call("evaluate.py", "--log-dir", logs, *flags, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "evaluating the moving averages" in result.stdout
         name = "test-model.ckpt-12.json" if how == "images" else "test-codes-model.ckpt-12.json"

@@ -23,7 +23,7 @@ tf1 = tf.compat.v1
 
 
 def run_convert(*args):
-    return helpers.run("convert_weights.py", *args, timeout=240)
+    return helpers.call("convert_weights.py", *args)
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "vgg19"])
@@ -48,7 +48,7 @@ def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
         files = [tmp_path / f"{i}.png" for i in range(2)]
         for path, image in zip(files, pixels):
             Image.fromarray(image).save(path)
-        predicted = helpers.run("predict.py", "--weights", out, "--arch", "vgg16", "--json",
+        predicted = helpers.call("predict.py", "--weights", out, "--arch", "vgg16", "--json",
                                 *files)
         assert predicted.returncode == 0, predicted.stderr
         tops = [[t["index"] for t in p["top"]] for p in json.loads(predicted.stdout)]

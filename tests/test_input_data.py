@@ -536,7 +536,7 @@ def test_offline_error_says_where_to_put_the_files(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 def run_cli(*args):
-    return helpers.run("input_data.py", *args, timeout=120)
+    return helpers.call("input_data.py", *args)
 
 
 def test_show_writes_a_png(cifar, tmp_path):

@@ -4,7 +4,7 @@ next; six SIGKILLs at random moments never lose a complete checkpoint."""
 import random
 import time
 
-from helpers import one_line_error, resumed_step, run, start, steps, train_args
+from helpers import call, one_line_error, resumed_step, start, steps, train_args
 
 
 def test_two_runs_on_one_log_dir_and_a_killed_run_does_not_block(workspace, tmp_path):
@@ -18,13 +18,13 @@ def test_two_runs_on_one_log_dir_and_a_killed_run_does_not_block(workspace, tmp_
                                                                        "train"):
             assert first.poll() is None and time.time() < deadline
             time.sleep(0.2)
-        second = run("train_and_val.py", *flags, cwd=tmp_path)
+        second = call("train_and_val.py", *flags, cwd=tmp_path)  # (the lock of another process)
         line = one_line_error(second)
         assert "is in use by pid" in line and str(first.pid) in line
     finally:
         first.kill()
         first.communicate()
-    third = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12), cwd=tmp_path)
+    third = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12), cwd=tmp_path)
     assert third.returncode == 0, third.stderr
 
 
@@ -56,12 +56,12 @@ def test_repeated_sigkill_never_loses_a_step(workspace, tmp_path):
             assert resumed is not None and resumed >= newest, (kill, seen)
         complete = steps(train_dir)
         newest = complete[-1] if complete else None
-    final = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps",
-                                                (newest or 0) + 2, "--val-every", 100000),
-                cwd=tmp_path)
+    final = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps",
+                                                 (newest or 0) + 2, "--val-every", 100000),
+                 cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     assert newest is not None and resumed_step(final.stdout) >= newest
     assert not [p for p in tmp_path.rglob("*") if "_temp" in p.name or ".tempstate" in p.name]
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
-                    cwd=tmp_path)
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
+                     cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

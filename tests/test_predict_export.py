@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers import own_lines, run
+from helpers import call, own_lines
 
 CLASSES = ["cat", "dog", "emu"]
 SIZES = ((8, 8), (20, 31), (45, 33), (32, 32))
@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     """(data dir, log dir) of a short VGG11-BN run from scratch on 60 PNGs of four sizes."""
     root = tmp_path_factory.mktemp("predict")
     helpers.write_folder(root / "images", CLASSES, per_class=20, sizes=SIZES)
-    result = run("train_and_val.py", "--dataset", "folder", "--data-dir", root / "images",
+    result = call("train_and_val.py", "--dataset", "folder", "--data-dir", root / "images",
                  "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--max-steps", 6,
                  "--batch-size", 8, "--val-size", 4, "--learning-rate", "0.05",
                  "--log-dir", root / "logs", cwd=root)
@@ -32,14 +32,14 @@ def trained(tmp_path_factory):
 
 
 def predict_json(*args, cwd):
-    result = run("predict.py", "--json", *args, cwd=cwd)
+    result = call("predict.py", "--json", *args, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def test_predict_agrees_with_evaluate_and_an_image_alone_with_a_batch(trained, tmp_path):
     images, logs = trained
-    evaluated = run("evaluate.py", "--data-dir", images, "--log-dir", logs, "--split", "train",
+    evaluated = call("evaluate.py", "--data-dir", images, "--log-dir", logs, "--split", "train",
                     cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads((logs / "eval" / "train-model.ckpt-6.json").read_text())
@@ -74,7 +74,7 @@ def test_predict_takes_folders_in_sorted_order_and_names_a_bad_file(trained, tmp
     predicted = predict_json("--log-dir", logs, "--top", 1, images / "emu", cwd=tmp_path)
     assert [p["file"] for p in predicted] == [
         str(images / "emu" / name) for name in sorted(os.listdir(images / "emu"))]
-    text = run("predict.py", "--log-dir", logs, "--top", 2, images / "cat" / "0.png",
+    text = call("predict.py", "--log-dir", logs, "--top", 2, images / "cat" / "0.png",
                cwd=tmp_path)
     assert text.returncode == 0 and text.stdout.splitlines()[0].endswith("0.png")
     assert len(text.stdout.splitlines()) == 3
@@ -86,7 +86,7 @@ def test_predict_takes_folders_in_sorted_order_and_names_a_bad_file(trained, tmp
     for args, words in (([images / "cat" / "1.png", bad], f"{bad} (not an image"),
                         ([tmp_path / "missing.png"], "missing.png: no such file or folder"),
                         ([tmp_path / "empty"], "a folder without images")):
-        result = run("predict.py", "--log-dir", logs, *args, cwd=tmp_path)
+        result = call("predict.py", "--log-dir", logs, *args, cwd=tmp_path)
         line = own_lines(result, "predict.py")
         assert result.returncode == 2 and len(line) == 1 and words in line[0], result.stderr
     assert sorted(p.name for p in (logs / "train").iterdir()) == before
@@ -95,12 +95,12 @@ def test_predict_takes_folders_in_sorted_order_and_names_a_bad_file(trained, tmp
 def test_the_saved_model_serves_any_size_like_the_project_graph(trained, tmp_path):
     images, logs = trained
     out = tmp_path / "exported" / "folder"
-    first = run("export.py", "--log-dir", logs, "--out", out, cwd=tmp_path)
+    first = call("export.py", "--log-dir", logs, "--out", out, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert (out / "1" / "saved_model.pb").exists()
     assert (out / "1" / "assets" / "class_names.txt").read_text().split() == CLASSES
     stamp = (out / "1" / "saved_model.pb").stat().st_mtime_ns
-    second = run("export.py", "--log-dir", logs, "--out", out, cwd=tmp_path)
+    second = call("export.py", "--log-dir", logs, "--out", out, cwd=tmp_path)
     assert second.returncode == 0 and (out / "2" / "saved_model.pb").exists()
     assert (out / "1" / "saved_model.pb").stat().st_mtime_ns == stamp  # never overwritten
     assert sorted(os.listdir(out)) == ["1", "2"]  # and no temporary folder left

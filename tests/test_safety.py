@@ -3,13 +3,12 @@ poisoned weights and flags, damaged checkpoints, config.json lost or mangled, le
 interrupted save, errors of the machine. Each case as a user meets it. (Killed runs:
 test_kills.py.)"""
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ import tensorflow as tf
 import cli
 import py2_npy
 import runs
-from helpers import (ROOT, one_line_error, python_json, resumed_step, run, start, steps,
+from helpers import (call, one_line_error, python_json, resumed_step, start, steps,
                      train_args)
 
 tf1 = tf.compat.v1
@@ -41,7 +40,7 @@ def short_run(workspace, tmp_path_factory):
     """A finished run of 6 steps, a checkpoint every 2, under an absolute --log-dir."""
     root, _ = workspace
     where = tmp_path_factory.mktemp("short")
-    result = run("train_and_val.py", *train_args(root, where, "--max-steps", 6, "--save-every",
+    result = call("train_and_val.py", *train_args(root, where, "--max-steps", 6, "--save-every",
                                                  2, "--val-every", 3), cwd=where)
     assert result.returncode == 0, result.stderr
     return root, where / "logs"
@@ -63,7 +62,7 @@ def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(sho
                 state.model_checkpoint_path)),
             [str(original / folder / os.path.basename(p))
              for p in state.all_model_checkpoint_paths])
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 14,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 14,
                                                  "--save-every", 1, "--val-every", 7),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -74,11 +73,11 @@ def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(sho
 
     moved = tmp_path / "moved"
     shutil.move(str(copy), str(moved))
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 15,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 15,
                                                  "--log-dir", moved), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert resumed_step(result.stdout) == 14
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", moved,
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", moved,
                     cwd=tmp_path)
     assert evaluated.returncode == 0 and "(step 15)" in evaluated.stdout
 
@@ -89,7 +88,7 @@ def test_a_lost_checkpoint_index_resumes_from_the_newest_checkpoint(short_run, t
     shutil.copytree(original, logs)
     os.remove(logs / "train" / "checkpoint")
     before = files(logs / "train")
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "had no checkpoint index" in result.stdout
@@ -109,7 +108,7 @@ def test_non_finite_pretrained_weights_stop_before_anything_is_written(workspace
     poisoned["conv2_1"][0][0, 0, 0, 0] = bad
     path = tmp_path / "poisoned.npy"
     py2_npy.write(str(path), poisoned)
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--pretrained", path,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--pretrained", path,
                                                  "--max-steps", 5), cwd=tmp_path)
     line = one_line_error(result)
     assert str(path) in line and "conv2_1" in line and "NaN or infinite" in line
@@ -163,12 +162,12 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(short_ru
     logs = tmp_path / "logs"
     shutil.copytree(original, logs)
     truncate_data(str(logs / "train" / "model.ckpt-6"))
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     line = one_line_error(evaluated, "evaluate.py")
     assert f"{logs / 'train' / 'model.ckpt-6'} is damaged" in line
     assert f"--checkpoint {logs / 'train' / 'model.ckpt-4'}" in line
 
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "model.ckpt-6 is damaged" in result.stdout
@@ -180,14 +179,14 @@ def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
     logs = tmp_path / "logs"
     shutil.copytree(original, logs)
     os.remove(logs / "train" / "config.json")
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = json.loads((logs / "train" / "config.json").read_text())
     assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
                                "num_classes": 10, "fc_size": 0, "codes_layer": None,
                                "head": None, "head_size": 0}
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
 
 
@@ -198,10 +197,10 @@ def test_a_mangled_config_json_is_one_line(short_run, tmp_path, content):
     logs = tmp_path / "logs"
     shutil.copytree(original, logs)
     (logs / "train" / "config.json").write_text(content)
-    line = one_line_error(run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    line = one_line_error(call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
                               cwd=tmp_path))
     assert "config.json" in line
-    line = one_line_error(run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
+    line = one_line_error(call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
                               cwd=tmp_path), "evaluate.py")
     assert "config.json" in line
 
@@ -216,7 +215,7 @@ def test_leftovers_of_an_interrupted_save_are_removed_on_the_next_start(short_ru
         (folder / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"x" * 99)
     stray = logs / "train" / "model.ckpt-7.index.tempstate5678"
     stray.write_bytes(b"half")
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in leftovers + [stray])
@@ -233,41 +232,40 @@ def test_a_checkpoint_folder_or_file_names_its_checkpoint(short_run):
         assert runs.find_checkpoint(str(logs), str(given)) == str(train / expected)
     with pytest.raises(cli.UsageError, match="no such checkpoint"):
         runs.find_checkpoint(str(logs), str(train / "model.ckpt-5"))
-    evaluated = run("evaluate.py", "--data-dir", short_run[0] / "data", "--log-dir", logs,
+    evaluated = call("evaluate.py", "--data-dir", short_run[0] / "data", "--log-dir", logs,
                     "--checkpoint", train / "model.ckpt-4.index", cwd=logs.parent)
     assert evaluated.returncode == 0 and "(step 4)" in evaluated.stdout, evaluated.stderr
 
 
 def test_watch_on_a_log_dir_that_does_not_exist(tmp_path, workspace):
     root, _ = workspace
-    result = run("evaluate.py", "--watch", "--data-dir", root / "data", "--log-dir",
-                 tmp_path / "typo", cwd=tmp_path, timeout=120)
+    result = call("evaluate.py", "--watch", "--data-dir", root / "data", "--log-dir",
+                  tmp_path / "typo", cwd=tmp_path)
     assert "does not exist" in one_line_error(result, "evaluate.py")
 
 
-def patched(program, patch, *args):
-    """Run ``program`` with ``patch`` (Python source) executed first, e.g. to make a write fail
-    the way a full disk or a missing permission makes it fail."""
-    code = (f"import sys, os, errno; sys.path.insert(0, {ROOT!r}); sys.argv = ['{program}'] + "
-            f"{list(map(str, args))!r}; {patch}; import runpy; "
-            f"runpy.run_path(os.path.join({ROOT!r}, '{program}'), run_name='__main__')")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-                                                      "CUDA_VISIBLE_DEVICES": ""})
-
-
-def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path):
+def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path, monkeypatch):
+    """A write fails the way a missing permission or a full disk makes it fail."""
     root, _ = workspace
     flags = train_args(root, tmp_path, "--max-steps", 3)
-    denied = patched("train_and_val.py", "real = os.makedirs; os.makedirs = lambda p, *a, **k: "
-                     "(_ for _ in ()).throw(PermissionError(errno.EACCES, 'Permission denied', "
-                     "p)) if 'logs' in str(p) else real(p, *a, **k)", *flags)
-    line = one_line_error(denied)
+    real = os.makedirs
+
+    def denied_makedirs(path, *args, **kwargs):
+        if "logs" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "makedirs", denied_makedirs)
+        line = one_line_error(call("train_and_val.py", *flags))
     assert "Permission denied" in line and "logs" in line
-    full = patched("train_and_val.py", "import cli; cli.write_json = lambda path, data: (_ for _ "
-                   "in ()).throw(OSError(errno.ENOSPC, 'No space left on device', path))",
-                   *flags)
-    line = one_line_error(full)
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "write_json", full_disk)
+        line = one_line_error(call("train_and_val.py", *flags))
     assert "No space left on device" in line and "config.json" in line
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import distributed
 import helpers
-from helpers import run, start
+from helpers import call, run, start
 
 tf1 = tf.compat.v1
 SMALL = ["--arch", "vgg11", "--pretrained", "none", "--fc-size", "0", "--val-size", "100",
@@ -27,7 +27,7 @@ def losses(stdout):
 
 def test_two_towers_with_batch_norm_train(workspace, tmp_path):
     root, _ = workspace
-    result = run("train_and_val.py", *SMALL, "--data-dir", root / "data", "--batch-norm",
+    result = call("train_and_val.py", *SMALL, "--data-dir", root / "data", "--batch-norm",
                  "--num-gpus", 2, "--tower-device", "cpu", "--batch-size", 32, "--max-steps", 25,
                  "--val-every", 25, "--log-dir", tmp_path / "logs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def test_cluster_py_trains_and_every_task_ends_by_itself(workspace, tmp_path):
     assert "[worker0] validation at step 8" in out
     config = json.loads((logs / "train" / "config.json").read_text())
     assert len(config["runs"]) == 1  # the chief alone wrote it
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
     assert evaluated.returncode == 0 and "evaluated 203 test images" in evaluated.stdout
 
 

@@ -18,13 +18,13 @@ from tensorboard.backend.event_processing import event_accumulator
 import devices
 import helpers
 import vgg16
-from helpers import COMMON, own_lines, run, start, train_args
+from helpers import COMMON, call, own_lines, start, train_args
 
 tf1 = tf.compat.v1
 @pytest.fixture(scope="module")
 def trained(workspace):
     root, _ = workspace
-    result = run("train_and_val.py", *COMMON, "--pretrained", "vgg11.npy", "--max-steps", 60,
+    result = call("train_and_val.py", *COMMON, "--pretrained", "vgg11.npy", "--max-steps", 60,
                  "--val-every", 30, "--save-every", 30, "--summary-every", 30,
                  "--log-dir", "logs", cwd=root)
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def own_test_predictions(root, checkpoint):
 def test_evaluate_counts_every_test_image_and_matches_the_checkpoint(trained):
     root, _ = trained
     checkpoint = str(root / "logs" / "train" / "model.ckpt-60")
-    result = run("evaluate.py", "--log-dir", "logs", "--checkpoint", checkpoint,
+    result = call("evaluate.py", "--log-dir", "logs", "--checkpoint", checkpoint,
                  "--batch-size", 50, cwd=root)
     assert result.returncode == 0, result.stderr
     assert "evaluated 203 test images" in result.stdout  # 203 = 4 * 50 + 3
@@ -129,10 +129,10 @@ def test_evaluate_counts_every_test_image_and_matches_the_checkpoint(trained):
 
 def test_evaluate_best_and_errors(trained):
     root, _ = trained
-    result = run("evaluate.py", "--best", "--split", "val", cwd=root)
+    result = call("evaluate.py", "--best", "--split", "val", cwd=root)
     assert result.returncode == 0, result.stderr
     assert "evaluated 100 val images" in result.stdout
-    result = run("evaluate.py", "--log-dir", "nowhere", cwd=root)
+    result = call("evaluate.py", "--log-dir", "nowhere", cwd=root)
     assert result.returncode == 2 and "no checkpoint in nowhere" in result.stderr
     assert "Traceback" not in result.stderr and len(own_lines(result, "evaluate.py")) == 1
 
@@ -140,7 +140,7 @@ def test_evaluate_best_and_errors(trained):
 def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
     root, _ = trained
     shutil.copytree(root / "logs", tmp_path / "logs")
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 70,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 70,
                                                  "--val-every", 30), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "model.ckpt-60 (step 60)" in result.stdout
@@ -150,12 +150,12 @@ def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
     runs = read_json(tmp_path / "logs" / "train" / "config.json")["runs"]
     assert [r["start_step"] for r in runs] == [0, 60]
 
-    other = run("train_and_val.py", *train_args(root, tmp_path, "--arch", "vgg13"),
+    other = call("train_and_val.py", *train_args(root, tmp_path, "--arch", "vgg13"),
                 cwd=tmp_path)
     assert other.returncode == 2
     assert "another model" in other.stderr and "vgg11" in other.stderr
     assert "Traceback" not in other.stderr and len(own_lines(other, "train_and_val.py")) == 1
-    other = run("train_and_val.py", *train_args(root, tmp_path, "--val-size", 50),
+    other = call("train_and_val.py", *train_args(root, tmp_path, "--val-size", 50),
                 cwd=tmp_path)
     assert other.returncode == 2 and "trained with --val-size 100" in other.stderr
 
@@ -163,7 +163,7 @@ def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
 def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     root, weights = workspace
     # (with moving averages of the weights, which start from the loaded weights)
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
                                                  "--fc-size", 4096,
                                                  "--max-steps", 8, "--val-every", 100,
                                                  "--ema-decay", "0.9"),
@@ -182,7 +182,7 @@ def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     average = tf1.train.load_variable(checkpoint, "fc7/weights/ExponentialMovingAverage")
     assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "fc7/weights"))
     assert not np.array_equal(average, weights["fc7"][0])
-    evaluated = run("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
                     "--tta", "flip", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "evaluating the moving averages" in evaluated.stdout
@@ -220,7 +220,7 @@ def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tm
     killed_at = wait_for_checkpoint(train_dir, process, beyond=interrupted)
     process.kill()
     process.communicate(timeout=60)
-    result = run("train_and_val.py", *args(killed_at + 5), cwd=tmp_path)
+    result = call("train_and_val.py", *args(killed_at + 5), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     resumed = re.search(r"model\.ckpt-(\d+) \(step (\d+)\)", result.stdout)
     assert resumed and int(resumed.group(2)) >= killed_at
@@ -229,7 +229,7 @@ def test_sigint_saves_and_sigkill_resumes_from_the_last_checkpoint(workspace, tm
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
     root, _ = workspace
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--learning-rate", 1e12,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--learning-rate", 1e12,
                                                  "--warmup-steps", 0, "--max-steps", 50),
                  cwd=tmp_path)
     assert result.returncode == 1
@@ -252,7 +252,7 @@ def test_bad_input_is_one_clear_line(workspace, tmp_path, flags, message):
     (tmp_path / "empty" / "cifar-10-batches-bin" / "data_batch_1.bin").touch()
     args = ["--data-dir", root / "data", "--log-dir", tmp_path / "logs", "--val-size", 100,
             *flags]
-    result = run("train_and_val.py", *args, cwd=tmp_path)
+    result = call("train_and_val.py", *args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(own_lines(result, "train_and_val.py")) == 1
@@ -262,7 +262,7 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
     root, _ = workspace
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU, so fp16 is allowed")
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--precision", "fp16"),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--precision", "fp16"),
                  cwd=tmp_path)
     assert result.returncode == 2
     assert "--precision fp16 needs a GPU" in result.stderr
@@ -273,7 +273,7 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
 @pytest.mark.skipif(not devices.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
 def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
     root, _ = workspace
-    result = run("train_and_val.py", *train_args(root, tmp_path, "--precision", "bf16",
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--precision", "bf16",
                                                  "--max-steps", 30, "--val-every", 30),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -308,7 +308,7 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
 
 def test_a_folder_of_images_trains_and_evaluates_with_its_class_names(tmp_path):
     helpers.write_folder(tmp_path / "images", ["cat", "dog", "emu"])
-    result = run("train_and_val.py", "--dataset", "folder", "--data-dir", tmp_path / "images",
+    result = call("train_and_val.py", "--dataset", "folder", "--data-dir", tmp_path / "images",
                  "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--max-steps", 4,
                  "--batch-size", 8, "--val-size", 4, "--log-dir", tmp_path / "logs",
                  cwd=tmp_path)
@@ -316,7 +316,7 @@ def test_a_folder_of_images_trains_and_evaluates_with_its_class_names(tmp_path):
     config = read_json(tmp_path / "logs" / "train" / "config.json")
     assert config["class_names"] == ["cat", "dog", "emu"]
     assert config["model"]["num_classes"] == 3 and config["model"]["fc_size"] == 0
-    evaluated = run("evaluate.py", "--data-dir", tmp_path / "images", "--log-dir",
+    evaluated = call("evaluate.py", "--data-dir", tmp_path / "images", "--log-dir",
                     tmp_path / "logs", "--split", "val", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert "evaluated 4 val images" in evaluated.stdout
@@ -325,7 +325,7 @@ def test_a_folder_of_images_trains_and_evaluates_with_its_class_names(tmp_path):
     assert report["class_names"] == ["cat", "dog", "emu"]
 
     helpers.write_folder(tmp_path / "other", ["cat", "emu"])
-    other = run("evaluate.py", "--data-dir", tmp_path / "other", "--log-dir", tmp_path / "logs",
+    other = call("evaluate.py", "--data-dir", tmp_path / "other", "--log-dir", tmp_path / "logs",
                 cwd=tmp_path)
     line = own_lines(other, "evaluate.py")
     assert other.returncode == 2 and len(line) == 1 and "trained on cat, dog, emu" in line[0]

@@ -1,0 +1,250 @@
+"""Folders of images as a data source (``input_data.SOURCES["folder"]``).
+
+DATA_DIR/<class>/<image>, or DATA_DIR/train/<class>/<image> plus (optionally)
+DATA_DIR/test/<class>/<image>. The second layout is used when DATA_DIR's only folders are train/
+and test/ (or train/ alone); train/ next to a val/ (valid/, validation/) folder is a DataError,
+as val comes out of train/. Class names are the sorted class folder names (of train/ in the
+second layout), label i the i-th. Images must lie directly in their class folder: subfolders of
+a class folder, files directly in DATA_DIR (or in train/, test/), files and folders whose names
+start with '.', and files of other extensions are ignored. Extensions (any case): .jpg .jpeg
+.png .bmp .gif, decoded by ``tf.io.decode_image`` in the tf.data map, and .ppm .pgm .pnm (binary
+P6/P5/P4 and ASCII P3/P2/P1, 16-bit too), decoded by Pillow through ``tf.numpy_function`` in the
+same map. The decoder follows the content, not the name: any file Pillow reads that TensorFlow
+does not (PPM/PGM, palette or 1-bit BMP, ...) goes through Pillow. Grey, palette and RGBA images
+become RGB (alpha dropped); GIFs give their first frame. Every image is resized to
+``image_size`` (default 32) with ``tf.image.resize`` (bilinear).
+
+Splits, all decided by each file's path relative to DATA_DIR with forward slashes
+(e.g. ``cat/001.jpg`` or ``train/cat/001.jpg``), so that a file keeps its split when others are
+added or removed:
+  * with a test/ folder, ``test`` is test/ and ``trainval`` is train/ (test/ may lack classes but
+    may not have classes train/ lacks);
+  * without, ``test`` is the files whose hash h(path) % 100 < 10 (TEST_PERCENT) and ``trainval``
+    all the others, where h(s) is the first 8 bytes of SHA-1(s as UTF-8), big-endian;
+  * ``val`` is a part of ``trainval`` chosen by the hash h("val:" + path): with ``val_size=None``
+    (the default for folders) the files with h("val:" + path) % 100 < 10 (VAL_PERCENT, about
+    10% of trainval), with an integer ``val_size`` N (1 <= N < trainval images) the N trainval
+    files of smallest h("val:" + path) (ties by path): stable for files that stay, but adding
+    files may move some of val into train;
+  * ``train`` is ``trainval`` minus ``val``.
+A split that comes out empty is a DataError (add images, or choose ``val_size``).
+
+Before a split is read, ``validate`` (``input_data.validate_folder``) opens every image of it
+with Pillow (``verify()``, then a full decode: a truncated JPEG passes ``verify()``), in threads,
+and remembers the verdict for each file's size and modification time in this process.
+Unreadable or corrupt images, class folders without images and test/ classes that train/ lacks
+are one DataError line each; ``skip_bad_images=True`` leaves the bad images out (and prints how
+many). ``crop_roi`` is not an option here (UsageError). The decoded, resized images of a split
+are cached in memory when they fit in ``data_pipeline.CACHE_BYTES``.
+"""
+
+import os
+import typing
+
+import data_pipeline
+
+NAME = "folder"
+OPTIONS = ("skip_bad_images",)
+
+TEST_PERCENT = 10  # share of the images in test when there is no test/ folder
+VAL_PERCENT = 10  # share of trainval in val when val_size is None
+
+DataError = data_pipeline.DataError
+
+
+class FolderLayout(typing.NamedTuple):
+    """Where a folder data set's images are."""
+    train_root: str  # the folder of the class folders: DATA_DIR, or DATA_DIR/train
+    test_root: typing.Optional[str]  # DATA_DIR/test, or None (test is then hashed)
+    classes: list  # sorted class folder names of train_root
+
+
+def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """Nothing to download: check that DATA_DIR is a folder (DataError if not)."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    if not os.path.isdir(data_dir):
+        what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
+        raise DataError(f"{data_dir} {what}; put the images there, one folder per class "
+                        f"({os.path.join(data_dir, '<class>', '<image>')}), or pass another "
+                        "--data-dir")
+    return data_dir
+
+
+def folder_layout(data_dir):
+    """The FolderLayout of DATA_DIR (see the module docstring); DataError when there are no
+    class folders."""
+    prepare(data_dir)
+    folders = data_pipeline.subfolders(data_dir)
+    if "train" in folders and set(folders) <= {"train", "test"}:
+        train_root = os.path.join(data_dir, "train")
+        test_root = os.path.join(data_dir, "test") if "test" in folders else None
+    elif "train" in folders and set(folders) <= {"train", "test", "val", "valid", "validation"}:
+        other = sorted(set(folders) - {"train", "test"})[0]
+        raise DataError(f"{os.path.join(data_dir, other)}: a validation folder is not read (val "
+                        f"is drawn from train/ by a hash of the path); move its images into "
+                        f"{os.path.join(data_dir, 'train')}/<class>/ or out of {data_dir}")
+    else:
+        train_root, test_root = data_dir, None
+    classes = data_pipeline.subfolders(train_root)
+    if not classes:
+        raise DataError(f"{train_root} holds no class folders; put the images in one folder per "
+                        f"class ({os.path.join(train_root, '<class>', '<image>')})")
+    return FolderLayout(train_root, test_root, classes)
+
+
+def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """The sorted class folder names of DATA_DIR (of DATA_DIR/train in that layout)."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return list(folder_layout(data_dir).classes)
+
+
+def num_classes(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """How many class folders DATA_DIR has."""
+    return len(class_names(data_dir, crop_roi=crop_roi, skip_bad_images=skip_bad_images))
+
+
+def _class_files(root, classes, data_dir):
+    """{class index: sorted paths relative to DATA_DIR ('/'-separated)} of the images directly
+    in ROOT/<class>/, and the class folders without any."""
+    files, empty = {}, []
+    for label, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        rel = os.path.relpath(folder, data_dir).replace(os.sep, "/")
+        files[label] = [f"{rel}/{f}" for f in data_pipeline.listdir(folder)
+                        if data_pipeline.is_image_file(f)
+                        and not os.path.isdir(os.path.join(folder, f))]
+        if not files[label]:
+            empty.append(folder)
+    return files, empty
+
+
+def layout_files(data_dir):
+    """(layout, {label: train paths}, {label: test paths} or None without a test/ folder) of a
+    folder data set, paths relative to DATA_DIR; DataError for class folders without images and
+    for test/ classes that train/ lacks."""
+    layout = folder_layout(data_dir)
+    files, empty = _class_files(layout.train_root, layout.classes, data_dir)
+    test_files = None
+    if layout.test_root is not None:
+        test_classes = data_pipeline.subfolders(layout.test_root)
+        missing = [os.path.join(layout.test_root, c) for c in test_classes
+                   if c not in layout.classes]
+        if missing:
+            raise DataError(f"{len(missing)} class folders of {layout.test_root} are not in "
+                            f"{layout.train_root}: {data_pipeline.few(missing)}; add those "
+                            f"classes to {layout.train_root} or remove them from "
+                            f"{layout.test_root}")
+        test_files, test_empty = _class_files(
+            layout.test_root, test_classes, data_dir)
+        empty += test_empty
+        labels = [layout.classes.index(c) for c in test_classes]
+        test_files = {labels[i]: paths for i, paths in test_files.items()}
+    if empty:
+        raise DataError(f"{len(empty)} class folders hold no images "
+                        f"({' '.join(data_pipeline.IMAGE_EXTENSIONS)}; subfolders are not "
+                        f"read): {data_pipeline.few(empty)}; add images or remove those folders")
+    return layout, files, test_files
+
+
+def _pool(data_dir, split):
+    """(layout, [(rel path, label)] sorted by path) of the images split draws from: test/ or
+    the test-hashed files for ``test``, train/ or the others for the other splits."""
+    layout, files, test_files = layout_files(data_dir)
+    if test_files is not None:
+        chosen = test_files if split == "test" else files
+        pool = [(p, label) for label, paths in chosen.items() for p in paths]
+    else:
+        pool = [(p, label) for label, paths in files.items() for p in paths
+                if (data_pipeline.path_hash(p) % 100 < TEST_PERCENT) == (split == "test")]
+    return layout, sorted(pool)
+
+
+def _checked_pool(data_dir, split, skip_bad_images):
+    """[(rel path, label, decoder)] of the good images of split's pool (see _pool)."""
+    layout, pool = _pool(data_dir, split)
+    results = data_pipeline.check_all([os.path.join(data_dir, p) for p, _ in pool])
+    bad = [f"{os.path.join(data_dir, p)} ({reason})"
+           for (p, _), (_, reason) in zip(pool, results) if reason]
+    root = layout.test_root if split == "test" and layout.test_root else layout.train_root
+    which = "test" if split == "test" else "trainval"  # train and val come out of trainval
+    data_pipeline.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
+    return [(p, label, decoder) for (p, label), (decoder, _) in zip(pool, results) if decoder]
+
+
+def check_val_size(val_size, total, data_dir):
+    """DataError unless 1 <= VAL_SIZE < TOTAL, the trainval images of DATA_DIR."""
+    if not 0 < val_size < total:
+        raise DataError(f"val_size (--val-size) {val_size} must be between 1 and {total - 1}: "
+                        f"the trainval images of {data_dir} number {total}")
+
+
+def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
+    """Check a split of a folder data set before any TensorFlow runs: the layout, and every
+    image the split draws from (test: the test images; the others: all of trainval) opened and
+    decoded with Pillow. Returns [(path relative to DATA_DIR, label, decoder)] of those images,
+    sorted by path; raises DataError (bad images left out with ``skip_bad_images``)."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    data_pipeline.check_split(split)
+    files = _checked_pool(data_dir, split, skip_bad_images)
+    if not files:
+        which = "test" if split == "test" else "trainval"
+        raise DataError(f"the {which} split of {data_dir} holds no images; add images")
+    return files
+
+
+def _split(data_dir, split, val_size, skip_bad_images):
+    """[(rel path, label, decoder)] of a split, sorted by path (see the module docstring)."""
+    files = validate(data_dir, split, skip_bad_images=skip_bad_images)
+    if split not in ("train", "val"):
+        return files
+    if val_size is None:
+        in_val = {p for p, _, _ in files
+                  if data_pipeline.path_hash(p, "val:") % 100 < VAL_PERCENT}
+        how = f"about {VAL_PERCENT}% of {len(files)} trainval images by hash; pass a --val-size"
+    else:
+        check_val_size(val_size, len(files), data_dir)
+        ranked = sorted((data_pipeline.path_hash(p, "val:"), p) for p, _, _ in files)
+        in_val = {p for _, p in ranked[:val_size]}
+        how = "choose another --val-size"
+    files = [f for f in files if (f[0] in in_val) == (split == "val")]
+    if not files:
+        raise DataError(f"the {split} split of {data_dir} holds no images ({how})")
+    return files
+
+
+def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many images a split of a folder data set has (after validating them)."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return len(_split(data_dir, split, val_size, skip_bad_images))
+
+
+def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """The path relative to DATA_DIR of each image of a split, in the order ``read`` gives
+    them without shuffling."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return [rel for rel, _, _ in _split(data_dir, split, val_size, skip_bad_images)]
+
+
+def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """None: val is about VAL_PERCENT% of trainval, by hash."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return None
+
+
+def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
+         image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
+         crop_roi=False, skip_bad_images=False):
+    """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of a
+    folder data set, like ``data_cifar10.read``: in path order and keeping the last partial
+    batch unless ``shuffle`` (which drops it); every image decoded, resized bilinearly to
+    ``image_size`` (default 32), then (``augment``) padded, cropped and mirrored at random as
+    CIFAR-10 is, and preprocessed by ``preprocess_batch``. ``val_size``: None for about 10% of
+    trainval, or a number of images (see the module docstring). The images are validated first
+    (DataError); ``skip_bad_images`` leaves the bad ones out. Works eagerly and in a
+    ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
+    data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
+    files = _split(data_dir, split, val_size, skip_bad_images)
+    return data_pipeline.file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess,
+                                       image_size, repeat, seed, shard=shard)

@@ -1,0 +1,189 @@
+"""What a training run reads, behind one interface: the images of a data set (``Images``: the
+network trains on them) or the codes extract_codes.py cached (``Codes``: a head trains on them,
+the network below it fixed). train_and_val.py asks ``select(args)`` for one and never looks at
+which it got.
+
+    data = train_inputs.select(args)             # prepares the data, fills args.num_classes ...
+    images, labels = data.train_batches(args, config, shard=None, seed=0)
+    trainable = data.trainable_layers(args)
+    val_images, val_labels, iterator = data.val_batches(args, config)
+
+Both say what they are (``describe``), how many training images there are, their class names,
+what to set once the session exists (``warm_start``) and what config.json must remember of
+them (``record``). Codes fix the network (its layer, image size, data set and validation split
+come from the codes' manifest), so flags that say otherwise are refused (``Codes.check_flags``).
+"""
+
+import os
+
+import tensorflow as tf
+
+import cli
+import codes
+import input_data
+import model
+import nets
+
+tf1 = tf.compat.v1
+
+
+class Images:
+    """The images of ``--dataset`` in ``--data-dir``; fills in ``args.val_size`` (the data set's
+    default when not given) and ``args.num_classes``."""
+
+    codes = False
+
+    def __init__(self, args):
+        self.source = input_data.SOURCES[args.dataset]
+        self.options = input_data.data_options(args)
+        self.source.prepare(args.data_dir)
+        if args.val_size is None:
+            args.val_size = self.source.default_val_size(args.data_dir)
+        args.num_classes = self.source.num_classes(args.data_dir)
+        self.train_split = "trainval" if args.val_size == 0 else "train"
+        self.source.validate(args.data_dir, self.train_split, **self.options)
+        self.train_images = self.source.num_examples(args.data_dir, self.train_split,
+                                                     args.val_size, **self.options)
+        self.class_names = self.source.class_names(args.data_dir)
+
+    def describe(self, args):
+        return f"{args.arch} on {self.train_images} images ({self.train_split})"
+
+    def train_batches(self, args, config, shard, seed):
+        images, labels, _ = model.split_input(
+            config, self.source, args.data_dir, self.train_split, args.batch_size,
+            args.val_size, self.options, shuffle=True, augment=not args.no_augment,
+            repeat=True, seed=seed, shard=shard)
+        return images, labels
+
+    def trainable_layers(self, args):
+        return nets.get(args.arch).trainable_layers(args.trainable)
+
+    def summarize(self, images, preprocess):
+        tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
+                          max_outputs=4)
+
+    def val_batches(self, args, config):
+        return model.split_input(config, self.source, args.data_dir, "val", args.batch_size,
+                                 args.val_size, self.options, initializable=True)
+
+    def warm_start(self, session):
+        pass
+
+    def record(self):
+        return None
+
+
+# What a codes folder's manifest fixes: (flag, its args key); and the manifest's key for each.
+CODES_FIX = (("--arch", "arch"), ("--image-size", "image_size"), ("--dataset", "dataset"),
+             ("--data-dir", "data_dir"), ("--val-size", "val_size"))
+MANIFEST_KEYS = {"arch": "network", "image_size": "image_size", "dataset": "dataset",
+                 "data_dir": "data_dir", "val_size": "val_size"}
+
+
+class Codes:
+    """The cached codes in ``--codes``: the network, layer, image size, data set and validation
+    split come from their manifest; the weights file the backbone loads from must be the one
+    they were made with."""
+
+    codes = True
+
+    @staticmethod
+    def given_flags(args):
+        """The flags the manifest fixes that were given (before defaults fill the rest in)."""
+        return {flag: getattr(args, key) for flag, key in CODES_FIX
+                if getattr(args, key) is not None}
+
+    @staticmethod
+    def check_flags(parser, args, network):
+        """Refuse the flags that change the network (only the head trains); set the head."""
+        given = [flag for flag, value in (("--batch-norm", args.batch_norm),
+                                          ("--fold-fc6", args.fold_fc6),
+                                          ("--skip", args.skip != [network.head]),
+                                          ("--trainable", args.trainable != "all"),
+                                          ("--fc-size", args.fc_size is not None),
+                                          ("--pretrained none", args.pretrained == "none"),
+                                          ("--skip-bad-images", args.skip_bad_images),
+                                          ("--crop-roi", args.crop_roi),
+                                          ("--no-augment", args.no_augment)) if value]
+        if given:
+            parser.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
+                         "(only the head trains)")
+        args.head = args.head or "linear"
+        args.head_size = args.head_size if args.head == "mlp" else 0
+        args.skip = []
+
+    def __init__(self, args):
+        manifest = codes.read_manifest(args.codes)
+        for flag, key in CODES_FIX:
+            wanted = manifest.get(MANIFEST_KEYS[key])
+            given = args.codes_flags.get(flag)
+            if key == "data_dir" and given is not None:
+                given = os.path.abspath(given)
+            if given is not None and given != wanted:
+                raise cli.UsageError(f"{flag} {args.codes_flags[flag]}: the codes in "
+                                     f"{args.codes} were made with {flag} {wanted}; leave the "
+                                     "flag out (the codes say it) or make codes for it with "
+                                     "extract_codes.py")
+            setattr(args, key, wanted)
+        del args.codes_flags
+        args.codes_layer, args.num_classes = manifest["layer"], len(manifest["class_names"])
+        network = nets.get(args.arch)
+        args.fc_size = cli.default("fc-size") if (
+            "fc_size" in network.build_args and args.codes_layer in network.fc_layers) else 0
+        path = manifest.get("weights_file") if args.pretrained == "auto" else args.pretrained
+        if not path or not os.path.isfile(path):
+            raise cli.UsageError(f"the weights file the codes in {args.codes} were made from "
+                                 f"({path}) is not there; pass it with --pretrained (the "
+                                 "checkpoint holds the whole network: those layers and the "
+                                 "head)")
+        if codes.sha256(path) != manifest.get("weights_sha256"):
+            raise cli.UsageError(f"--pretrained {path} is not the weights file the codes in "
+                                 f"{args.codes} were made from (its SHA-256 differs); pass "
+                                 "that one")
+        args.pretrained = path
+        self.manifest = manifest
+        self.train_split = "trainval" if args.val_size == 0 else "train"
+        self.train_images = manifest["splits"]["train"]
+        self.class_names = manifest["class_names"]
+        self.train_values = None
+
+    def describe(self, args):
+        return (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of "
+                f"{self.train_images} images ({args.codes})")
+
+    def train_batches(self, args, config, shard, seed):
+        values, labels = codes.load(args.codes, "train")[:2]
+        if shard:
+            values, labels = values[shard[1]::shard[0]], labels[shard[1]::shard[0]]
+        self.train_values = values
+        images, labels, _ = model.inputs(lambda: codes.dataset(
+            values, labels, args.batch_size, shuffle=True, repeat=True, seed=seed))
+        # The whole network, never run here: its checkpoints restore into a graph on images.
+        model.inference(config, tf1.placeholder(tf.float32, [None, args.image_size,
+                                                             args.image_size, 3], "images"))
+        return images, labels
+
+    def trainable_layers(self, args):
+        return model.HEADS[args.head]
+
+    def summarize(self, images, preprocess):
+        pass  # (codes are no pictures)
+
+    def val_batches(self, args, config):
+        values, labels = codes.load(args.codes, "val")[:2]
+        return model.inputs(lambda: codes.dataset(values, labels, args.batch_size),
+                            initializable=True)
+
+    def warm_start(self, session):
+        model.set_head_input(session, self.train_values)
+
+    def record(self):
+        """What evaluate.py --codes checks codes against."""
+        return {k: self.manifest[k] for k in ("network", "layer", "image_size",
+                                              "weights_sha256")}
+
+
+def select(args):
+    """The training input the flags ask for: ``Codes`` with --codes, else ``Images``."""
+    return Codes(args) if args.codes else Images(args)

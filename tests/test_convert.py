@@ -60,8 +60,7 @@ def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
     with tf.Graph().as_default():
         inputs = tf1.placeholder(tf.float32, [None, 224, 224, 3])
         logits, _ = vgg16.build(inputs, 1000, arch)
-        with tf1.Session() as sess:
-            sess.run(tf1.global_variables_initializer())
+        with tf1.Session() as sess:  # (every variable is set from the file, none initialized)
             report = tools.load_pretrained(out, sess, skip=(), strict=True, verbose=False)
             got = sess.run(logits, {inputs: images})
     assert {status for _, status, _ in report} == {"loaded"}

@@ -21,7 +21,6 @@ from cli import UsageError, read_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
-LAYERS = ("pool5", "fc6", "fc7")
 # Manifest entries that say where things are, not what the codes are: moving the weights file
 # or the images does not make the codes stale (their SHA-256 and fingerprint say when it does).
 WHERE = ("weights_file", "data_dir", "splits")

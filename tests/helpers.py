@@ -3,13 +3,19 @@ through its ``main(argv)``, or as a process where a process is the point), and s
 CIFAR-10-format data sets written here (1 label byte + 3072 pixel bytes a record: the red plane,
 then green, then blue, each 32x32 row-major)."""
 
+import concurrent.futures
 import contextlib
 import importlib
 import io
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import re
+import runpy
+import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 
 import numpy as np
@@ -60,9 +66,121 @@ def run(program, *args, cwd=ROOT, timeout=300):
 
 
 def start(program, *args, cwd=ROOT):
-    """Start a program of the project in the background; the Popen."""
+    """Start a program of the project in the background as a process of its own, as Popen would
+    (``pid``, ``stdout`` to read lines from, ``poll``, ``kill``, ``send_signal``,
+    ``communicate``, ``returncode``), forked from a Python that has already imported TensorFlow
+    and the programs (a fresh start costs seconds of imports, most of a short run; a fork costs
+    milliseconds). The child runs the program's file as ``__main__`` with its own stdout and
+    stderr, signal handlers and working directory."""
+    return Started(program, args, cwd)
+
+
+def start_afresh(program, *args, cwd=ROOT):
+    """Start a program in a Python of its own from the beginning (where its start-up is the
+    point: Ctrl-C while TensorFlow loads); the Popen."""
     return subprocess.Popen(command(program, *args), cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV})
+
+
+def _zygote():
+    """The multiprocessing context whose server process forks every started program: started
+    once per test process, it imports TensorFlow and the programs first."""
+    global _ZYGOTE
+    if _ZYGOTE is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["tensorflow", "helpers", *PROGRAMS])
+        # (Python 3.11's server does not take the parent's sys.path: it gets the tests' and the
+        # project's folders through PYTHONPATH, for itself only)
+        here = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.dirname(__file__)])
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            if here is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = here
+        _ZYGOTE = context
+    return _ZYGOTE
+
+
+_ZYGOTE = None
+PROGRAMS = ("train_and_val", "evaluate", "extract_codes")
+
+
+def _run_program(path, argv, cwd, out, err_path):
+    """In the forked child: stdout to the pipe, stderr to a file, then the program as its
+    ``__main__``; its exit code is the process's."""
+    os.dup2(out.fileno(), 1)
+    out.close()
+    with open(err_path, "wb") as err:
+        os.dup2(err.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    os.environ.update(ENV)
+    os.chdir(cwd)
+    sys.argv = [path, *argv]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class Started:
+    """A program running in a forked process (see ``start``)."""
+
+    def __init__(self, program, args, cwd):
+        context = _zygote()
+        read, write = context.Pipe(duplex=False)
+        fd, self._err_path = tempfile.mkstemp(prefix="stderr-", suffix=".txt")
+        os.close(fd)
+        self._process = context.Process(
+            target=_run_program, daemon=False,
+            args=(os.path.join(ROOT, program), [str(a) for a in args], str(cwd), write,
+                  self._err_path))
+        self._process.start()
+        write.close()
+        self.pid = self._process.pid
+        self.stdout = open(os.dup(read.fileno()), "r", encoding="utf-8", errors="replace")
+        read.close()
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None and not self._process.is_alive():
+            self._process.join()
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def send_signal(self, number):
+        if self.poll() is None:
+            os.kill(self.pid, number)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout=None):
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.pid, timeout)
+        return self.poll()
+
+    def communicate(self, timeout=None):
+        """(stdout, stderr) to the end, once the process has ended."""
+        reader = concurrent.futures.ThreadPoolExecutor(1)
+        rest = reader.submit(self.stdout.read)
+        try:
+            out = rest.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise subprocess.TimeoutExpired(self.pid, timeout) from None
+        finally:
+            reader.shutdown(wait=False)
+        self.wait(timeout)
+        self.stdout.close()
+        with open(self._err_path, encoding="utf-8", errors="replace") as err:
+            text = err.read()
+        os.remove(self._err_path)
+        return out, text
 
 
 def own_lines(result, program):
@@ -156,12 +274,13 @@ def randomize_keras(model, rng):
     matters to the logits; ``{layer name: [kernel, bias]}`` (float32) of the values set."""
     layers = {}
     for layer in model.layers:
-        if layer.get_weights():
-            kernel, bias = layer.get_weights()
-            fan_in = np.prod(kernel.shape[:-1])
-            layer.set_weights([rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape),
-                               rng.normal(0, 0.1, bias.shape)])
-            layers[layer.name] = [np.asarray(w, np.float32) for w in layer.get_weights()]
+        if layer.weights:
+            kernel, bias = (tuple(w.shape) for w in layer.weights)
+            scale = np.float32(np.sqrt(2.0 / np.prod(kernel[:-1])))
+            values = [rng.standard_normal(kernel, np.float32) * scale,
+                      rng.standard_normal(bias, np.float32) * np.float32(0.1)]
+            layer.set_weights(values)
+            layers[layer.name] = values
     return layers
 
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 import cli
 import py2_npy
 import runs
-from helpers import (call, one_line_error, python_json, resumed_step, start, steps,
+from helpers import (call, one_line_error, python_json, resumed_step, start_afresh, steps,
                      train_args)
 
 tf1 = tf.compat.v1
@@ -272,8 +272,8 @@ def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path,
 def test_ctrl_c_while_starting_is_one_line(workspace, tmp_path):
     root, _ = workspace
     for delay in (0.5, 3.0):  # while TensorFlow loads, and while the graph is built
-        process = start("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 3),
-                        cwd=tmp_path)
+        process = start_afresh("train_and_val.py",
+                               *train_args(root, tmp_path, "--max-steps", 3), cwd=tmp_path)
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)

@@ -20,11 +20,12 @@ REAL_KEY_ORDER = ["conv5_1", "fc6", "conv5_3", "conv5_2", "fc8", "fc7", "conv4_1
                   "conv2_1"]
 
 
-def random_layers(side=32, num_classes=1000, seed=0, fc6_in=None):
+def random_layers(side=32, num_classes=1000, seed=0, fc6_in=None, fc_size=vgg16.FC_SIZE):
     """Random weights with the shapes of VGG16 at ``side`` (fc6 input overridable)."""
     rng = np.random.default_rng(seed)
     with tf.Graph().as_default():
-        vgg16.build(tf1.placeholder(tf.float32, [None, side, side, 3]), num_classes)
+        vgg16.build(tf1.placeholder(tf.float32, [None, side, side, 3]), num_classes,
+                    fc_size=fc_size)
         shapes = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
     layers = {}
     for layer in vgg16.layer_names("vgg16"):
@@ -48,10 +49,10 @@ def py2_file(layers, tmp_path_factory):
     return path
 
 
-def session_with_vgg16(num_classes=1000):
+def session_with_vgg16(num_classes=1000, fc_size=vgg16.FC_SIZE):
     graph = tf.Graph()
     with graph.as_default():
-        vgg16.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), num_classes)
+        vgg16.build(tf1.placeholder(tf.float32, [None, 32, 32, 3]), num_classes, fc_size=fc_size)
         init = tf1.global_variables_initializer()
     sess = tf1.Session(graph=graph)
     sess.run(init)
@@ -224,10 +225,10 @@ def test_fc6_summed_over_positions_reads_a_1x1_map_as_the_original_reads_copies(
     np.testing.assert_allclose(f @ folded, copies @ public, rtol=1e-4, atol=1e-3)
     assert weights.fold_positions(public, 500) is None
     # and the loader does it for fc6 when asked, reporting it
-    layers = random_layers(fc6_in=7 * 7 * 512, seed=7)
+    layers = random_layers(fc6_in=7 * 7 * 512, seed=7, fc_size=64)  # (fc6 64 wide: quick)
     path = str(tmp_path / "w.npy")
     py2_npy.write(path, layers)
-    with session_with_vgg16(num_classes=10) as sess:
+    with session_with_vgg16(num_classes=10, fc_size=64) as sess:
         report = tools.load_pretrained(path, sess, skip=("fc8",), verbose=False,
                                        fold=("fc6",))
         fc6 = values(sess)["fc6"]

@@ -219,7 +219,7 @@ def test_hashed_splits_are_disjoint_cover_all_and_stay_when_files_are_added(tmp_
 
 def test_a_test_folder_is_the_test_split(tmp_path):
     train = write_classes(str(tmp_path / "train"), {"b": 6, "a": 5, "c": 4})
-    test = write_classes(str(tmp_path / "test"), {"c": 3, "a": 2}, first=100)  # no b
+    write_classes(str(tmp_path / "test"), {"c": 3, "a": 2}, first=100)  # no b
     assert input_data.folder_class_names(str(tmp_path)) == ["a", "b", "c"]
     found, labels = numbers(tmp_path, "test")
     assert found == [103, 104, 100, 101, 102] and labels == [0, 0, 2, 2, 2]  # a/, then c/

@@ -69,8 +69,8 @@ def test_python2_file_reads_equal_to_the_arrays_it_was_written_from(layers, py2_
     assert head == b"\x93NUMPY\x01\x00" + bytes([70, 0])
     read = tools.read_weights(py2_file)
     assert list(read) == REAL_KEY_ORDER
-    for layer, (weights, biases) in layers.items():
-        np.testing.assert_array_equal(read[layer][0], weights)
+    for layer, (kernel, biases) in layers.items():
+        np.testing.assert_array_equal(read[layer][0], kernel)
         np.testing.assert_array_equal(read[layer][1], biases)
         assert read[layer][0].dtype == np.float32
 

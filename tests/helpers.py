@@ -223,7 +223,7 @@ def write_dataset(data_dir, per_file=100, test_count=203, seed=0):
 # Training runs: VGG11 on the workspace that conftest.py's ``workspace`` fixture writes
 # ----------------------------------------------------------------------------------------------
 
-COMMON = ["--arch", "vgg11", "--batch-size", "32", "--val-size", "100", "--log-every", "10",
+COMMON = ["--arch", "vgg11", "--batch-size", "16", "--val-size", "100", "--log-every", "10",
           "--warmup-steps", "5", "--fc-size", "0"]  # fc8 on pool5: small, quick checkpoints
 
 

@@ -13,12 +13,16 @@ returns, so a program's ``main(argv)`` can be called many times in one process (
 """
 
 import argparse
+import atexit
 import contextlib
+import faulthandler
 import json
 import math
 import os
+import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -36,18 +40,81 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error (program, flag, what is wrong) and exit code 2."""
 
     def error(self, message):
+        release_startup_lines()
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
 
 
 def quiet_interrupt(program):
     """Ctrl-C before ``run_main`` (while TensorFlow loads) ends the program with one line and
-    exit code 130 instead of a traceback. A program calls it under ``if __name__ ==
-    "__main__"`` before its heavy imports, so importing the program changes nothing."""
+    exit code 130 instead of a traceback, and TensorFlow's start-up lines are held back
+    (``hold_startup_lines``). A program calls it under ``if __name__ == "__main__"`` before its
+    heavy imports, so importing the program changes nothing."""
     def handle(signum, frame):
+        release_startup_lines()
         print(f"{program}: interrupted while starting; nothing was saved.", file=sys.stderr)
         os._exit(130)
     signal.signal(signal.SIGINT, handle)
+    hold_startup_lines()
+
+
+# What TensorFlow writes to the terminal while it starts, before its logging is set up (so that
+# TF_CPP_MIN_LOG_LEVEL cannot hold it back): absl's notice, its info and warning lines (oneDNN,
+# CUDA stubs, CPU features) and the CUDA error of a machine without a GPU.
+_STARTUP_CHATTER = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\) is called|[IW]\d{4} \d|"
+    r"E\d{4} \d.*(cuInit|CUDA|cuda|cuDNN|cuFFT|cuBLAS)|To enable the following instructions"
+    r"|.*rebuild TensorFlow with the appropriate compiler flags)")
+_held = None  # (file descriptor 2 as it was, the file it writes to meanwhile)
+
+
+def verbose(argv=None):
+    """Whether TensorFlow may say everything: --verbose, or TF_CPP_MIN_LOG_LEVEL=0."""
+    argv = sys.argv[1:] if argv is None else argv
+    return any(len(a) > 4 and "--verbose".startswith(a) for a in map(str, argv)) or \
+        os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"  # (argparse takes --verb too)
+
+
+def hold_startup_lines():
+    """Until ``release_startup_lines``, what is written to file descriptor 2 (where TensorFlow's
+    C++ start-up lines go) is kept in a temporary file; then the lines that are not start-up
+    chatter are shown, so a real error still is. Nothing is held back when ``verbose()``.
+    TF_CPP_MIN_LOG_LEVEL defaults to 3 for what TensorFlow logs afterwards: its C++ error lines
+    are chatter too (a missing CUDA driver, oneDNN's uint8 fallback); a real error reaches the
+    program as an exception, and a fatal one is still logged."""
+    global _held
+    if verbose() or _held is not None:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, kept = os.dup(2), tempfile.TemporaryFile()
+    os.dup2(kept.fileno(), 2)
+    # a crash in TensorFlow's C++ while held (an abort, a segfault) still reaches the terminal,
+    # as Python's fatal error with where it happened
+    faulthandler_was_on = faulthandler.is_enabled()
+    if not faulthandler_was_on:
+        faulthandler.enable(file=saved)
+    _held = (saved, kept, faulthandler_was_on)
+    atexit.register(release_startup_lines)  # (a traceback while loading is shown, too)
+
+
+def release_startup_lines():
+    """Give file descriptor 2 back and show what was held, less TensorFlow's chatter."""
+    global _held
+    if _held is None:
+        return
+    saved, kept, faulthandler_was_on = _held
+    _held = None
+    sys.stderr.flush()
+    if not faulthandler_was_on:
+        faulthandler.disable()
+    os.dup2(saved, 2)
+    os.close(saved)
+    kept.seek(0)
+    for line in kept.read().decode(errors="replace").splitlines():
+        if line.strip() and not _STARTUP_CHATTER.match(line):
+            print(line, file=sys.stderr)
+    kept.close()
 
 
 @contextlib.contextmanager
@@ -83,8 +150,14 @@ def run_main(program, function, args, interrupted="interrupted; nothing was save
     if tensorflow:
         import tensorflow as tf
         graph, op_error = tf.Graph().as_default, tf.errors.OpError
+        if _held is not None:
+            tf.config.list_physical_devices("GPU")  # (CUDA's start-up error, held back too)
+        log_level = tf.get_logger().level
+        if not (verbose() or getattr(args, "verbose", False)):  # its warnings about its v1 API
+            tf.get_logger().setLevel("ERROR")
     else:
         graph, op_error = contextlib.nullcontext, ()
+    release_startup_lines()
     with restored_process_state():
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -97,16 +170,21 @@ def run_main(program, function, args, interrupted="interrupted; nothing was save
             print(f"{program}: cannot use {e.filename or 'a file'}: {e.strerror or e}; free "
                   "some space, fix its permissions, or choose another folder", file=sys.stderr)
         except op_error as e:
-            if not any(text in e.message for text in _ENVIRONMENT):
+            # TensorFlow's first line may be "Graph execution error:"; the cause and the file
+            # are on the line that names the machine's failure
+            cause = next((line.strip() for line in e.message.splitlines()
+                          if any(text in line for text in _ENVIRONMENT)), None)
+            if cause is None:
                 raise
-            print(f"{program}: {e.message.strip().splitlines()[0]}; free some space, fix the "
-                  "permissions, or choose another folder", file=sys.stderr)
+            print(f"{program}: {cause}; free some space, fix the permissions, or choose "
+                  "another folder", file=sys.stderr)
         except KeyboardInterrupt:
             print(f"{program}: {interrupted}.", file=sys.stderr)
             return 130
         finally:
             if tensorflow:  # writers are cached by folder for the whole process
                 tf.compat.v1.summary.FileWriterCache.clear()
+                tf.get_logger().setLevel(log_level)
         return 2
 
 
@@ -125,6 +203,13 @@ def at_least(minimum):
         return value
     parse.__name__ = f"whole number >= {minimum}"
     return parse
+
+
+def path(text):
+    """A file or folder name: not empty (an empty one would name no place at all)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got an empty name")
+    return text
 
 
 def finite_float(text):
@@ -151,8 +236,9 @@ FLAGS = {
                             "out images that cannot be read, with a count, instead of stopping"),
     "crop-roi": dict(action="store_true", help="with --dataset gtsrb (the official layout): cut "
                      "each image to the sign's box its CSV gives, before resizing"),
-    "data-dir": dict(default="data", help="folder holding cifar-10-batches-bin/, or the .bin "
-                     "files themselves (train_and_val.py downloads CIFAR-10 there when missing)"),
+    "data-dir": dict(type=path, default="data", help="folder holding cifar-10-batches-bin/, or "
+                     "the .bin files themselves (train_and_val.py downloads CIFAR-10 there when "
+                     "missing)"),
     "val-size": dict(type=at_least(0), help="training images held out for validation "
                      "(default: a tenth of them: 5,000 of CIFAR-10's 50,000, the last ones of "
                      "its training files; a stable hashed tenth of a folder's); train_and_val.py "
@@ -169,10 +255,11 @@ FLAGS = {
                        "network's own, 32 for VGG; 224 lets the pretrained fc6 fit)"),
     "batch-size": dict(type=at_least(1), default=128, help="images per batch"),
     # a run's files
-    "log-dir": dict(default="logs", help="the run's folder: checkpoints and config.json in "
-                    "train/, the best checkpoint in best/, TensorBoard summaries, eval/ results"),
-    "checkpoint": dict(help="a checkpoint prefix such as logs/train/model.ckpt-5000 (default: "
-                       "the latest in LOG_DIR/train)"),
+    "log-dir": dict(type=path, default="logs", help="the run's folder: checkpoints and "
+                    "config.json in train/, the best checkpoint in best/, TensorBoard summaries, "
+                    "eval/ results"),
+    "checkpoint": dict(type=path, help="a checkpoint prefix such as logs/train/model.ckpt-5000 "
+                       "(default: the latest in LOG_DIR/train)"),
     "best": dict(action="store_true", help="the checkpoint with the best validation accuracy "
                  "(LOG_DIR/best)"),
     # the recipe
@@ -202,6 +289,9 @@ FLAGS = {
                       "instructions: oneDNN mixed precision); fp16 (GPUs: mixed precision with "
                       "loss scaling)"),
     "xla": dict(action="store_true", help="compile the graph with XLA"),
+    "verbose": dict(action="store_true", help="show everything TensorFlow says (its start-up "
+                    "lines and deprecation warnings are held back otherwise; "
+                    "TF_CPP_MIN_LOG_LEVEL=0 does the same)"),
 }
 
 
@@ -261,26 +351,50 @@ def write_json(path, data):
 # Progress of long work
 # ----------------------------------------------------------------------------------------------
 
+def say(text, stream=None):
+    """Print a line of a program's own; on a terminal through tqdm, so that a live bar stays
+    below it."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        import tqdm
+        tqdm.tqdm.write(text, file=stream)
+    else:
+        print(text, file=stream, flush=True)
+
+
 class Progress:
-    """Progress over ``total`` images: a live bar when ``stream`` (default stdout) is a
+    """Progress over ``total`` images: a live bar (tqdm) when ``stream`` (default stdout) is a
     terminal, a plain line every tenth of the way otherwise (a log file)."""
 
     def __init__(self, what, total, stream=None):
         self.what, self.total, self.start = what, total, time.time()
         self.stream = stream or sys.stdout
-        self.tty, self.shown = self.stream.isatty(), -1
+        self.shown, self.bar = -1, None
+        if self.stream.isatty():
+            import tqdm
+            self.bar = tqdm.tqdm(total=total, desc=what, unit="images", file=self.stream,
+                                 dynamic_ncols=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def update(self, done):
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= self.total:
+                self.close()
+            return
         rate = done / max(time.time() - self.start, 1e-9)
         left = (self.total - done) / max(rate, 1e-9)
-        text = (f"{self.what}: {done}/{self.total} images  {rate:.0f} images/s  "
-                f"{int(left) // 60}:{int(left) % 60:02d} left")
-        if self.tty:
-            filled = int(30 * done / max(self.total, 1))
-            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True,
-                  file=self.stream)
-            if done >= self.total:
-                print(file=self.stream)
-        elif 10 * done // max(self.total, 1) > self.shown:
+        if 10 * done // max(self.total, 1) > self.shown:
             self.shown = 10 * done // max(self.total, 1)
-            print(text, flush=True, file=self.stream)
+            print(f"{self.what}: {done}/{self.total} images  {rate:.0f} images/s  "
+                  f"{int(left) // 60}:{int(left) % 60:02d} left", flush=True, file=self.stream)

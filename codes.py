@@ -13,10 +13,12 @@ a folder without one holds no codes to trust.
 
 import hashlib
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+import nets
 from cli import UsageError, read_json
 
 MANIFEST = "manifest.json"
@@ -57,7 +59,8 @@ def same_codes(old, new):
 
 
 def read_manifest(codes_dir, flag="--codes"):
-    """The manifest of a complete codes folder; UsageError naming the flag otherwise."""
+    """The manifest of a complete codes folder; UsageError naming the flag otherwise, or
+    naming what in it is not what extract_codes.py writes."""
     path = os.path.join(codes_dir, MANIFEST)
     if not os.path.isfile(path):
         raise UsageError(f"{flag} {codes_dir}: no {MANIFEST} there (no codes, or an extraction "
@@ -65,28 +68,67 @@ def read_manifest(codes_dir, flag="--codes"):
                          f"{codes_dir}")
     manifest = read_json(path)
     needed = ("network", "layer", "image_size", "class_names", "splits")
+    again = "make the codes again with extract_codes.py"
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
-        raise UsageError(f"{path} is not a manifest extract_codes.py wrote; make the codes "
-                         "again with extract_codes.py")
+        raise UsageError(f"{path} is not a manifest extract_codes.py wrote; {again}")
+    network = nets.NETWORKS.get(manifest["network"]) if isinstance(manifest["network"], str) \
+        else None
+    names, splits = manifest["class_names"], manifest["splits"]
+    problem = (
+        f"network {manifest['network']!r} is not one of nets.py's" if network is None else
+        f"layer {manifest['layer']!r} is not a code layer of {network.name} "
+        f"({', '.join(network.code_layers)})" if not isinstance(manifest["layer"], str)
+        or manifest["layer"] not in network.code_layers
+        else f"image_size {manifest['image_size']!r} is not a side"
+        if not isinstance(manifest["image_size"], int) or manifest["image_size"] < 1 else
+        "class_names is not a list of at least two names"
+        if not isinstance(names, list) or len(names) < 2 or not all(
+            isinstance(n, str) for n in names) else
+        "splits is not a count of codes for each split"
+        if not isinstance(splits, dict) or not all(
+            s in SPLITS and isinstance(n, int) for s, n in splits.items()) else None)
+    if problem:
+        raise UsageError(f"{path}: {problem}; {again}")
     return manifest
 
 
-def load(codes_dir, split, flag="--codes"):
-    """``(codes, labels, files)`` of one split; UsageError when the split is not there."""
+def load(codes_dir, split, flag="--codes", num_classes=None):
+    """``(codes, labels, files)`` of one split; UsageError when the split is not there, or its
+    file is damaged (truncated, say), or has labels beyond ``num_classes``."""
     path = os.path.join(codes_dir, f"{split}.npz")
+    again = "make them again with extract_codes.py"
     try:
         with np.load(path, allow_pickle=False) as data:
             values, labels, files = data["codes"], data["labels"], data["files"]
     except FileNotFoundError:
         raise UsageError(f"{flag} {codes_dir} has no {split} codes ({split}.npz); the data set "
                          f"had no {split} split when they were made") from None
-    except (OSError, ValueError, KeyError) as e:
-        raise UsageError(f"{path}: not codes extract_codes.py wrote ({e}); make them again "
-                         "with extract_codes.py") from None
-    if values.ndim != 2 or len(values) != len(labels) or len(files) != len(labels):
-        raise UsageError(f"{path}: codes, labels and files do not match in length; make them "
-                         "again with extract_codes.py")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(f"{path}: not codes extract_codes.py wrote, or damaged ({e}); "
+                         f"{again}") from None
+    if (values.ndim != 2 or labels.ndim != 1 or labels.dtype.kind not in "iu"
+            or values.dtype.kind != "f" or len(values) != len(labels) or len(files) != len(labels)):
+        raise UsageError(f"{path}: codes, labels and files are not of the shapes and kinds "
+                         f"extract_codes.py writes; {again}")
+    if num_classes is not None and len(labels) and not (
+            0 <= labels.min() and labels.max() < num_classes):
+        raise UsageError(f"{path}: labels from {labels.min()} to {labels.max()}, where the "
+                         f"manifest has {num_classes} classes; {again}")
     return values.astype(np.float32, copy=False), labels.astype(np.int64), files
+
+
+def intact(codes_dir):
+    """The manifest of ``codes_dir`` when it and every split it lists can be read back whole
+    (the counts it gives), else None: codes that are not intact are made again."""
+    try:
+        manifest = read_manifest(codes_dir)
+        for split, count in manifest["splits"].items():
+            if len(load(codes_dir, split, num_classes=len(manifest["class_names"]))[1]) \
+                    != count:
+                return None
+    except Exception:  # noqa: BLE001 (whatever cannot be read back is made again)
+        return None
+    return manifest
 
 
 def dataset(values, labels, batch_size, shuffle=False, repeat=False, seed=0):

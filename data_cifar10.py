@@ -247,8 +247,12 @@ def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     path = os.path.join(batches_dir(data_dir), META_FILE)
     if os.path.isfile(path):
-        with open(path) as f:
-            names = [line.strip() for line in f if line.strip()]
+        try:
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is not text (the class names, one a line); restore it "
+                            "from the archive, or delete it to use the standard names") from None
         if len(names) == NUM_CLASSES:
             return names
     return list(CLASS_NAMES)

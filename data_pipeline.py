@@ -23,6 +23,7 @@ import concurrent.futures
 import hashlib
 import io
 import os
+import stat
 
 import numpy as np
 import tensorflow as tf
@@ -194,8 +195,10 @@ def inspect_image(path):
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or a device would never end
+            return None, "not a regular file", None
         with Image.open(path) as image:
-            fmt, mode, size = image.format, image.mode, image.size
+            fmt, size = image.format, image.size
             image.verify()  # checksums, where the format has them
         with Image.open(path) as image:  # verify() leaves the image unusable
             if fmt == "JPEG":  # decode at 1/8 scale: still reads all of the data
@@ -207,8 +210,21 @@ def inspect_image(path):
         return None, _reason(e), None
     except Exception as e:  # Pillow raises many kinds on corrupt data
         return None, _reason(e), None
-    tf_decodes = fmt in ("JPEG", "PNG", "GIF") or (fmt == "BMP" and mode in ("RGB", "RGBA"))
+    tf_decodes = fmt in ("JPEG", "PNG", "GIF") or (fmt == "BMP" and _tf_decodes_bmp(path))
     return ("tf" if tf_decodes else "pillow"), None, size
+
+
+def _tf_decodes_bmp(path):
+    """Whether tf.io.decode_bmp decodes this BMP as Pillow does: it takes the bytes of each
+    pixel as its channels, so only uncompressed 24- and 32-bit files (16 bits a pixel would be
+    2 channels, 8 bits palette indices); Pillow decodes the others."""
+    with open(path, "rb") as f:
+        head = f.read(34)
+    if len(head) < 34 or int.from_bytes(head[14:18], "little") < 40:  # an OS/2 header
+        return False
+    bits, compression = int.from_bytes(head[28:30], "little"), int.from_bytes(head[30:34],
+                                                                               "little")
+    return bits in (24, 32) and compression == 0  # (bit fields: Pillow reads the masks)
 
 
 def _reason(error):

@@ -58,6 +58,31 @@ def session_config(precision="fp32", xla=False, cpus=None):
     return config
 
 
+def available_memory():
+    """Bytes of memory the model may take on this machine: Linux's MemAvailable and free swap,
+    within the container's limit (cgroup v2 memory.max) when there is one; None when that is
+    not known here or the model runs on a GPU (TensorFlow then says itself)."""
+    if tf.config.list_physical_devices("GPU"):
+        return None
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        free = (int(fields["MemAvailable"].split()[0])
+                + int(fields.get("SwapFree", "0 kB").split()[0])) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return free
+
+
 def towers(count, kind="gpu"):
     """The devices of ``count`` towers: /gpu:0 ... (UsageError when the machine has fewer GPUs),
     or ``kind="cpu"``: /cpu:0 ..., logical devices that ``session_config(cpus=count)`` makes."""

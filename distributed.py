@@ -64,12 +64,35 @@ class Cluster(typing.NamedTuple):
         return config
 
 
+def _bad_host(host):
+    """Why ``host`` is not host:port (an IPv6 host in brackets) with a port TCP has (1 to
+    65535), or None."""
+    name, _, port = host.rpartition(":") if isinstance(host, str) else ("", "", "")
+    if not name or (":" in name and not (name.startswith("[") and name.endswith("]"))):
+        return f"{host!r} is not host:port"
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        return f"{host!r} has no port from 1 to 65535"
+    return None
+
+
 def _hosts(flag, value):
     hosts = [h.strip() for h in value.split(",") if h.strip()]
-    bad = [h for h in hosts if h.count(":") != 1 or not h.rsplit(":", 1)[1].isdigit()]
+    bad = [why for why in map(_bad_host, hosts) if why]
     if not hosts or bad:
-        raise UsageError(f"{flag} {value!r}: give host:port[,host:port...]")
+        raise UsageError(f"{flag} {value!r}: {bad[0] + '; ' if bad else ''}give "
+                         "host:port[,host:port...]")
     return hosts
+
+
+def _host_list(spec, job):
+    """TF_CONFIG's list of hosts for ``job``: a list of host:port strings, or UsageError."""
+    hosts = spec.get(job, [])
+    bad = [why for why in map(_bad_host, hosts) if why] if isinstance(hosts, list) else [
+        f"{hosts!r} is not a list"]
+    if bad:
+        raise UsageError(f"TF_CONFIG: the cluster's {job!r} hosts: {bad[0]}; give a list of "
+                         f'"host:port" strings, e.g. "{job}": ["10.0.0.1:2222"]')
+    return list(hosts)
 
 
 def _check(cluster, where):
@@ -108,14 +131,14 @@ def from_flags(args, environ=None):
     try:
         config = json.loads(text)
         spec, task = config["cluster"], config["task"]
-        chief = list(spec.get("chief", []))
-        workers = chief + list(spec.get("worker", []))
+        chief = _host_list(spec, "chief")
+        workers = chief + _host_list(spec, "worker")
         job, index = task["type"], int(task["index"])
         if job == "chief":
             job = "worker"
         elif job == "worker":
             index += len(chief)
-        return _check(Cluster(list(spec.get("ps", [])), workers, job, index), "TF_CONFIG")
+        return _check(Cluster(_host_list(spec, "ps"), workers, job, index), "TF_CONFIG")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"TF_CONFIG is not a cluster description ({type(e).__name__}: {e}); "
                          'give {"cluster": {"ps": [...], "worker": [...]}, "task": {"type": '
@@ -123,9 +146,16 @@ def from_flags(args, environ=None):
 
 
 def start_server(cluster, config=None):
-    """This task's ``tf.compat.v1.train.Server``."""
-    return tf1.train.Server(cluster.spec, job_name=cluster.job, task_index=cluster.index,
-                            config=config)
+    """This task's ``tf.compat.v1.train.Server``; UsageError when its port cannot be had."""
+    try:
+        return tf1.train.Server(cluster.spec, job_name=cluster.job, task_index=cluster.index,
+                                config=config)
+    except tf.errors.OpError as e:  # (UnknownError: Could not start gRPC server)
+        address = (cluster.ps if cluster.job == "ps" else cluster.workers)[cluster.index]
+        why = e.message.strip().splitlines()[0]
+        raise UsageError(f"{cluster.name} cannot serve at {address} ({why}): the port is in "
+                         "use or not this machine's; stop what holds it, or give this task "
+                         "another port") from None
 
 
 def done_queues(cluster):

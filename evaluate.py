@@ -12,6 +12,7 @@ nothing is overwritten) and an accuracy summary that TensorBoard shows at that s
 is rebuilt from the config.json that train_and_val.py saved next to the checkpoints.
 """
 
+import itertools
 import os
 import sys
 
@@ -40,7 +41,7 @@ def parse_args(argv=None):
                   choices={"dataset": tuple(input_data.SOURCES)})
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
-    cli.add_flags(p, "split", "batch-size", "precision", "xla", batch_size=250)
+    cli.add_flags(p, "split", "batch-size", "precision", "xla", "verbose", batch_size=250)
     p.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="test-time augmentation: 'flip' averages the class probabilities of each "
                         "image and its mirror image")
@@ -98,7 +99,8 @@ class Evaluator:
                                  f"{args.log_dir} reads: {'; '.join(differ) or 'other classes'}"
                                  "; make them with extract_codes.py as for its training")
         self.class_names = manifest["class_names"]
-        values, labels, files = codes.load(args.codes, args.split)
+        values, labels, files = codes.load(args.codes, args.split,
+                                           num_classes=len(manifest["class_names"]))
         with self.graph.as_default():
             inputs, labels, self.iterator = model.inputs(
                 lambda: codes.dataset(values, labels, args.batch_size), initializable=True)
@@ -140,7 +142,8 @@ class Evaluator:
             raise cli.UsageError(f"{checkpoint} does not fit a {self.model['arch']} "
                                  f"(config.json says so) graph: {mismatch}")
         with tf1.Session(graph=self.graph, config=self.config) as session:
-            if model.load_checkpoint(session, checkpoint, self.use_averages):
+            self.averaged = model.load_checkpoint(session, checkpoint, self.use_averages)
+            if self.averaged:
                 print(f"{checkpoint}: evaluating the moving averages of its weights (--no-ema "
                       "for the weights themselves)")
             result = model.run_split(session, self.iterator, self.tower)
@@ -174,7 +177,25 @@ def plot_confusion(matrix, names, title, path):
     plt.close(fig)
 
 
-def report(args, checkpoint, step, result, names, files):
+def report_stem(args, checkpoint, how, evaluation):
+    """LOG_DIR/eval/SPLIT[-codes][-tta-flip][-no-ema]-model.ckpt-N, or with -2, -3, ... where
+    a report of that name is of another evaluation (other data, say): a report is never
+    replaced by a different one, only by the same evaluation made again."""
+    eval_dir = runs.RunDir(args.log_dir).eval
+    base = os.path.join(eval_dir, f"{args.split}{how}-{os.path.basename(checkpoint)}")
+    for n in itertools.count(1):
+        stem = base if n == 1 else f"{base}-{n}"
+        try:
+            earlier = cli.read_json(stem + ".json")
+        except cli.UsageError:  # (unreadable: not ours to replace)
+            continue
+        if earlier is None and not os.path.exists(stem + ".png"):
+            return stem
+        if isinstance(earlier, dict) and earlier.get("evaluation", evaluation) == evaluation:
+            return stem  # (a report of a version before the key: replaced, as it was then)
+
+
+def report(args, checkpoint, step, result, names, files, averaged=False):
     """Print the figures of ``result``; write the confusion matrix PNG, the JSON report (with
     each image's file, label and predicted class) and the TensorBoard summaries to
     LOG_DIR/eval. ``names``: the class names, in label order; ``files``: the images'."""
@@ -194,12 +215,19 @@ def report(args, checkpoint, step, result, names, files):
 
     eval_dir = runs.RunDir(args.log_dir).eval
     os.makedirs(eval_dir, exist_ok=True)
-    how = ("-codes" if args.codes else "") + ("-tta-flip" if args.tta == "flip" else "")
-    stem = os.path.join(eval_dir, f"{args.split}{how}-{os.path.basename(checkpoint)}")
+    how = ("-codes" if args.codes else "") + ("-tta-flip" if args.tta == "flip" else "") + (
+        "-no-ema" if args.no_ema else "")
+    # what makes two evaluations of one checkpoint and split the same
+    evaluation = {"data": os.path.abspath(args.codes or args.data_dir),
+                  "dataset": getattr(args, "dataset", None), "moving_averages": averaged,
+                  "crop_roi": bool(getattr(args, "crop_roi", False)), "tta": args.tta,
+                  "precision": getattr(args, "precision", "fp32")}
+    stem = report_stem(args, checkpoint, how, evaluation)
     plot_confusion(matrix, names, f"{args.split}: accuracy {accuracy:.4f} at step {step}",
                    stem + ".png")
     cli.write_json(stem + ".json", {
         "checkpoint": checkpoint, "global_step": step, "split": args.split, "images": count,
+        "evaluation": evaluation,
         "accuracy": accuracy, "loss": loss, "per_class_accuracy": per_class,
         "class_names": names, "confusion_matrix": matrix.tolist(),
         "images_evaluated": {"files": list(files), "labels": result.labels.tolist(),
@@ -222,7 +250,7 @@ def watch(args):
         for checkpoint in tf1.train.checkpoints_iterator(train_dir):
             evaluator = evaluator or Evaluator(args, runs.config_for(checkpoint, args.log_dir))
             report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
-                   evaluator.files)
+                   evaluator.files, evaluator.averaged)
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("Stopped watching.")
@@ -236,7 +264,7 @@ def evaluate(args):
     checkpoint = runs.find_checkpoint(args.log_dir, args.checkpoint, args.best)
     evaluator = Evaluator(args, runs.config_for(checkpoint, args.log_dir))
     report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
-           evaluator.files)
+           evaluator.files, evaluator.averaged)
     return 0
 
 

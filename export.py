@@ -43,8 +43,8 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="export a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy) with ImageNet's 1000 classes instead")
-    cli.add_flags(p, "arch", choices={"arch": nets.NAMES})
-    p.add_argument("--out", required=True,
+    cli.add_flags(p, "arch", "verbose", choices={"arch": nets.NAMES})
+    p.add_argument("--out", type=cli.path, required=True,
                    help="the model's folder; this export becomes its next version, OUT/N")
     p.add_argument("--no-ema", action="store_true",
                    help="export a run's trained weights even when its checkpoint holds their "

@@ -42,9 +42,10 @@ def parse_args(argv=None):
     p.add_argument("--layer", help="whose output is the code: one of the network's code layers "
                    "(VGG and AlexNet: pool5, fc6 and fc7 after their ReLU; default fc6)")
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "val-size",
-                  "image-size", "batch-size", "precision", batch_size=100,
+                  "image-size", "batch-size", "precision", "verbose", batch_size=100,
                   choices={"dataset": tuple(input_data.SOURCES)})
-    p.add_argument("--out", required=True, help="folder for the codes and their manifest")
+    p.add_argument("--out", type=cli.path, required=True,
+                   help="folder for the codes and their manifest")
     args = p.parse_args(argv)
     network = nets.check_image_size(p, args)
     args.layer = args.layer or network.codes_default
@@ -97,11 +98,12 @@ def extract(args, source, split, options):
                                         if network.imagenet_image_size else ""))
             session.run(iterator.initializer)
             total = source.num_examples(args.data_dir, split, args.val_size, **options)
-            progress, out_codes, out_labels = cli.Progress(split, total), [], []
-            for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
-                out_codes.append(batch_codes)
-                out_labels.append(batch_labels)
-                progress.update(sum(len(b) for b in out_labels))
+            out_codes, out_labels = [], []
+            with cli.Progress(split, total) as progress:
+                for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
+                    out_codes.append(batch_codes)
+                    out_labels.append(batch_labels)
+                    progress.update(sum(len(b) for b in out_labels))
     return np.concatenate(out_codes).astype(np.float32), np.concatenate(out_labels)
 
 
@@ -129,25 +131,33 @@ def run(args):
     options = input_data.data_options(args)
     manifest = manifest_for(args, source)
     path = os.path.join(args.out, codes.MANIFEST)
-    old = cli.read_json(path) if os.path.exists(path) else None
-    if old and codes.same_codes(old, manifest) and all(
-            os.path.exists(os.path.join(args.out, f"{s}.npz")) for s in old.get("splits", {})):
+    old = codes.intact(args.out) if os.path.exists(path) else None
+    if old and codes.same_codes(old, manifest):
         print(f"The codes in {args.out} are up to date ({', '.join(old['splits'])}); nothing "
               "was written.")
         return 0
     os.makedirs(args.out, exist_ok=True)
+    counts, parts = {}, {}
+    try:
+        for split in present_splits(args, source, options):
+            values, labels = extract(args, source, split, options)
+            files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
+            parts[split] = os.path.join(args.out, f".{split}.npz.part")
+            with open(parts[split], "wb") as f:
+                np.savez(f, codes=values, labels=labels, files=files)
+            counts[split] = len(labels)
+            print(f"{split}: {len(labels)} codes of {values.shape[1]} values")
+    except BaseException:
+        for part in parts.values():  # (what this run made; the old codes stay)
+            if os.path.exists(part):
+                os.remove(part)
+        raise
+    # Every split is made: only now do the old codes give way (a failure before this point
+    # leaves them as they were), the manifest last, so that a folder with one is complete.
     if os.path.exists(path):
-        os.remove(path)  # the codes are about to change: no manifest until they are all there
-    counts = {}
-    for split in present_splits(args, source, options):
-        values, labels = extract(args, source, split, options)
-        files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
-        tmp = os.path.join(args.out, f".{split}.npz.part")
-        with open(tmp, "wb") as f:
-            np.savez(f, codes=values, labels=labels, files=files)
-        os.replace(tmp, os.path.join(args.out, f"{split}.npz"))
-        counts[split] = len(labels)
-        print(f"{split}: {len(labels)} codes of {values.shape[1]} values")
+        os.remove(path)
+    for split, part in parts.items():
+        os.replace(part, os.path.join(args.out, f"{split}.npz"))
     cli.write_json(path, {**manifest, "splits": counts})
     print(f"Wrote {args.out}")
     return 0

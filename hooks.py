@@ -5,13 +5,14 @@ clean stop on Ctrl-C or SIGTERM.
 
 import os
 import signal
+import sys
 import time
 
 import tensorflow as tf
 
 import model
 import runs
-from cli import read_json, write_json
+from cli import say, write_json
 
 tf1 = tf.compat.v1
 
@@ -32,7 +33,7 @@ class ValidationHook(tf1.train.SessionRunHook):
         self.run, self.global_step = run, global_step
         self.best_saver = tf1.train.Saver(max_to_keep=1, name="best_saver",
                                           save_relative_paths=True)
-        self.best = read_json(run.best_file) or {"val_accuracy": -1.0}
+        self.best = runs.read_best(run.best_file) or {"val_accuracy": -1.0}
         self.last_step = None
         self.seconds = 0.0  # time spent validating, left out of the training speed
 
@@ -66,24 +67,27 @@ class ValidationHook(tf1.train.SessionRunHook):
             self.best_saver.save(session, os.path.join(self.run.best, "model.ckpt"), step)
             write_json(self.run.best_file, self.best)
             note = " (best so far, saved)"
-        print(f"validation at step {step}: loss {loss:.4f}, accuracy {accuracy:.4f} on "
-              f"{result.count} images{note}", flush=True)
+        say(f"validation at step {step}: loss {loss:.4f}, accuracy {accuracy:.4f} on "
+            f"{result.count} images{note}")
         self.last_step = step
         self.seconds += time.time() - start
 
 
 class ProgressHook(tf1.train.SessionRunHook):
     """One line every ``every`` steps: step, epoch, loss, accuracy, learning rate, images/s,
-    time left; images/s also goes to TensorBoard. Plain text, so it reads well in a log file.
+    time left; images/s also goes to TensorBoard. Plain text, so it reads well in a log file; on
+    a terminal a live bar (tqdm) below them shows the same after every step.
     ``fetches`` are the batch's cross-entropy, accuracy, learning rate and the global step."""
 
     def __init__(self, every, fetches, batch_size, steps_per_epoch, max_steps, train_dir,
-                 validation=None):
+                 validation=None, stream=None):
         self.every, self.fetches, self.batch_size = every, fetches, batch_size
         self.steps_per_epoch, self.max_steps = steps_per_epoch, max_steps
         # (None: a worker that is not the chief writes nothing)
         self.writer = tf1.summary.FileWriterCache.get(train_dir) if train_dir else None
         self.validation = validation
+        self.stream = stream or sys.stdout
+        self.bar = None
 
     def begin(self):
         self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
@@ -98,6 +102,19 @@ class ProgressHook(tf1.train.SessionRunHook):
             self.start, self.paused = time.time(), self._validation_seconds()
         return tf1.train.SessionRunArgs(self.fetches)
 
+    def _show(self, step, loss, accuracy, rate):
+        """The live bar on a terminal: where the run is, after every step."""
+        if self.bar is None:
+            import tqdm
+            self.bar = tqdm.tqdm(total=self.max_steps, initial=step - 1, unit="step",
+                                 file=self.stream, dynamic_ncols=True, desc="training")
+            self.bar_start = (time.time(), step - 1)
+        seconds, steps = time.time() - self.bar_start[0], step - self.bar_start[1]
+        self.bar.set_postfix_str(f"loss {loss:.4f}  accuracy {accuracy:.4f}  lr {rate:.5f}  "
+                                 f"{steps * self.batch_size / max(seconds, 1e-9):.0f} images/s",
+                                 refresh=False)
+        self.bar.update(step - self.bar.n)
+
     def after_run(self, run_context, run_values):
         loss, accuracy, rate, step = run_values.results
         step += 1
@@ -105,20 +122,31 @@ class ProgressHook(tf1.train.SessionRunHook):
         self.loss_sum += loss
         self.accuracy_sum += accuracy
         self.count += 1
+        if self.stream.isatty():
+            self._show(step, loss, accuracy, rate)
         if step % self.every and step < self.max_steps:
             return
         paused = self._validation_seconds()
         seconds = time.time() - self.start - (paused - self.paused)
         images_per_sec = self.count * self.batch_size / max(seconds, 1e-9)
         left = (self.max_steps - step) * self.batch_size / images_per_sec
-        print(f"step {step}/{self.max_steps}  epoch {step / self.steps_per_epoch:.2f}  "
-              f"loss {self.loss_sum / self.count:.4f}  "
-              f"accuracy {self.accuracy_sum / self.count:.4f}  lr {rate:.5f}  "
-              f"{images_per_sec:.0f} images/s  {format_seconds(left)} left", flush=True)
+        say(f"step {step}/{self.max_steps}  epoch {step / self.steps_per_epoch:.2f}  "
+            f"loss {self.loss_sum / self.count:.4f}  "
+            f"accuracy {self.accuracy_sum / self.count:.4f}  lr {rate:.5f}  "
+            f"{images_per_sec:.0f} images/s  {format_seconds(left)} left", self.stream)
         if self.writer:
             runs.add_scalars(self.writer, step, images_per_sec=images_per_sec)
         self.loss_sum, self.accuracy_sum, self.count = 0.0, 0.0, 0
         self.start, self.paused = time.time(), paused
+
+    def end(self, session):
+        self.close()
+
+    def close(self):
+        """End the live bar (also when training fails, so the error's line is not in it)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class StopOnSignalHook(tf1.train.SessionRunHook):

@@ -28,16 +28,21 @@ checks every entry. The names of before the split (``read_cifar10``, ``read_fold
     python input_data.py --show --augment    # cifar10_samples.png: a grid with class names
 """
 
+import os
 import sys
 
-import numpy as np
-import tensorflow as tf
-
 import cli
-import data_cifar10
-import data_folder
-import data_gtsrb
-import data_pipeline
+
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line; its start-up lines held
+    cli.quiet_interrupt("input_data.py")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import data_cifar10  # noqa: E402
+import data_folder  # noqa: E402
+import data_gtsrb  # noqa: E402
+import data_pipeline  # noqa: E402
 
 SOURCES = {source.NAME: source for source in (data_cifar10, data_folder, data_gtsrb)}
 
@@ -119,8 +124,37 @@ def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count
         plt.close(fig)
 
 
+def picture_formats():
+    """The file name endings matplotlib writes a figure as (png, pdf, svg, jpg, tif, ...)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure()
+    try:
+        return sorted("." + ending for ending in figure.canvas.get_supported_filetypes())
+    finally:
+        plt.close(figure)
+
+
+def check_picture_path(path, data_dir):
+    """UsageError unless ``path`` is a name matplotlib writes a picture as, not in a folder
+    below ``data_dir`` (where the data files and class folders are), so no data file is ever
+    written over and no picture joins the images of a class."""
+    formats = picture_formats()
+    if os.path.splitext(path)[1].lower() not in formats:
+        raise cli.UsageError(f"--out {path}: the grid is a picture; give a name ending in "
+                             f"{', '.join(formats)}")
+    folder, data = os.path.dirname(os.path.abspath(path)), os.path.abspath(data_dir)
+    if folder != data and os.path.commonpath([folder, data]) == data:
+        raise cli.UsageError(f"--out {path} is inside --data-dir {data_dir}; write the grid "
+                             "elsewhere (nothing is written among the data)")
+
+
 def work(args):
     """What the command line asks: download CIFAR-10 (--download), draw a grid (--show)."""
+    if args.show:
+        check_picture_path(args.out, args.data_dir)
     if args.download:
         print(f"CIFAR-10 is in {data_cifar10.maybe_download(args.data_dir)}")
     if args.show:
@@ -141,8 +175,9 @@ def main(argv=None):
     p.add_argument("--show", action="store_true", help="write a PNG grid of images")
     cli.add_flags(p, "split", split="train")
     p.add_argument("--augment", action="store_true", help="--show augmented images")
-    cli.add_flags(p, "val-size")
-    p.add_argument("--out", default="cifar10_samples.png", help="where --show writes the PNG")
+    cli.add_flags(p, "val-size", "verbose")
+    p.add_argument("--out", type=cli.path, default="cifar10_samples.png",
+                   help="where --show writes the PNG")
     args = p.parse_args(argv)
     if not (args.download or args.show):
         p.error("say --download, --show or both")

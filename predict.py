@@ -13,6 +13,7 @@ read with the moving averages of its weights when it has them, as evaluate.py do
 image, its top classes with their probabilities. Nothing is written.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -44,7 +45,7 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy): ImageNet's 1000 classes at 224x224")
-    cli.add_flags(p, "arch", "batch-size", "precision", batch_size=32,
+    cli.add_flags(p, "arch", "batch-size", "precision", "verbose", batch_size=32,
                   choices={"arch": nets.NAMES})
     p.add_argument("--top", type=cli.at_least(1), default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true",
@@ -88,13 +89,13 @@ def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr
         with tf1.Session(config=devices.session_config(precision)) as session:
             load(session)
             session.run(iterator.initializer)
-            progress = cli.Progress("predict", len(files), stream) \
-                if len(files) > batch_size else None
             batches = []
-            for batch in model.each_batch(session, [probabilities, logits]):
-                batches.append(batch)
-                if progress:
-                    progress.update(sum(len(b[0]) for b in batches))
+            with cli.Progress("predict", len(files), stream) if len(files) > batch_size \
+                    else contextlib.nullcontext() as progress:
+                for batch in model.each_batch(session, [probabilities, logits]):
+                    batches.append(batch)
+                    if progress:
+                        progress.update(sum(len(b[0]) for b in batches))
     return tuple(np.concatenate(column) for column in zip(*batches))
 
 

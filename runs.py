@@ -19,7 +19,8 @@ import time
 import tensorflow as tf
 
 from cli import UsageError, read_json
-from model import MODEL_DEFAULTS, MODEL_KEYS
+import nets
+from model import HEADS, MODEL_DEFAULTS, MODEL_KEYS
 
 tf1 = tf.compat.v1
 
@@ -238,22 +239,66 @@ def config_for(checkpoint, log_dir):
                      "the programs need the configuration train_and_val.py saved")
 
 
+# What each key of a run's model must be, as (check, what it must be).
+def _whole(minimum):
+    return (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+            f"a whole number of at least {minimum}")
+
+
+MODEL_TYPES = {
+    "arch": (lambda v: isinstance(v, str) and v in nets.NETWORKS,
+             "one of the networks of nets.py"),
+    "batch_norm": (lambda v: isinstance(v, bool), "true or false"),
+    "image_size": _whole(1), "num_classes": _whole(1), "fc_size": _whole(0),
+    "codes_layer": (lambda v: v is None or isinstance(v, str), "null or a layer name"),
+    "head": (lambda v: v is None or isinstance(v, str) and v in HEADS,
+             f"null or one of {', '.join(HEADS)}"),
+    "head_size": _whole(0),
+}
+
+
 def check_config(config, path):
     """``config`` when it has the shape train_and_val.py writes (a ``model`` with every key of
-    ``MODEL_KEYS`` and a list of ``runs``, each with its ``val_size``); UsageError otherwise."""
+    ``MODEL_KEYS``, each of its kind, class names that are text, and a list of ``runs``, each
+    with its ``val_size``); UsageError naming what is wrong otherwise."""
     if config is None:
         return None
     if isinstance(config, dict) and isinstance(config.get("model"), dict):
         config["model"] = {**MODEL_DEFAULTS, **config["model"]}  # keys added since it was written
     model = config.get("model", {}) if isinstance(config, dict) else None
     runs = config.get("runs") if isinstance(config, dict) else None
+    fix = "restore it, or delete it to have it rebuilt from the flags on the next run"
     if (not isinstance(model, dict) or ("model" in config and set(MODEL_KEYS) - set(model))
             or not isinstance(runs, list) or not runs
             or not all(isinstance(r, dict) and "val_size" in r for r in runs)):
         raise UsageError(f"{path} is not a configuration train_and_val.py wrote (it needs "
-                         f"'model' with {', '.join(MODEL_KEYS)} and a list of 'runs'); restore "
-                         "it, or delete it to have it rebuilt from the flags on the next run")
+                         f"'model' with {', '.join(MODEL_KEYS)} and a list of 'runs'); {fix}")
+    for key, (fits, what) in MODEL_TYPES.items():
+        if "model" in config and not fits(model[key]):
+            raise UsageError(f"{path}: the model's {key} is {model[key]!r}, where it must be "
+                             f"{what}; {fix}")
+    names = config.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(
+            isinstance(n, str) for n in names) or ("model" in config and names and len(
+                names) != model["num_classes"])):
+        raise UsageError(f"{path}: class_names must be a list of {model.get('num_classes')} "
+                         f"names; {fix}")
     return config
+
+
+def read_best(path):
+    """best.json of a run (``{"val_accuracy": ..., ...}``), or None before the first
+    validation; UsageError when it is not what the training program wrote."""
+    best = read_json(path)
+    if best is None:
+        return None
+    accuracy = best.get("val_accuracy") if isinstance(best, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool) or not (
+            -1.0 <= accuracy <= 1.0):
+        raise UsageError(f"{path}: val_accuracy is {accuracy!r}, where it must be a number "
+                         "from -1 to 1; restore it, or delete it (the next validation then "
+                         "counts as the best so far)")
+    return best
 
 
 def checkpoint_mismatch(checkpoint, variables):
@@ -272,11 +317,16 @@ def checkpoint_mismatch(checkpoint, variables):
     return "; ".join(problems)
 
 
-def check_resume(run, model, val_size, checkpoint, variables, ema_decay=0.0):
-    """A checkpoint resumes only a run of the same ``model`` and validation split, with moving
-    averages of the weights if and only if it had them; UsageError saying what differs
-    otherwise."""
+def check_resume(run, model, val_size, checkpoint, variables, ema_decay=0.0, dataset=None):
+    """A checkpoint resumes only a run of the same ``model``, data set and validation split,
+    with moving averages of the weights if and only if it had them; UsageError saying what
+    differs otherwise."""
     config = run.config() or {}
+    last_dataset = config["runs"][-1].get("dataset") if config.get("runs") else None
+    if dataset and last_dataset and last_dataset != dataset:
+        raise UsageError(f"{run.train} was trained on --dataset {last_dataset}; resuming it on "
+                         f"--dataset {dataset} would carry on its checkpoints on other data: "
+                         "resume with the same, or use another --log-dir")
     saved = config.get("model")
     last_val_size = config["runs"][-1]["val_size"] if config.get("runs") else val_size
     last_ema = config["runs"][-1].get("ema_decay", 0.0) if config.get("runs") else ema_decay

@@ -23,6 +23,7 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("train_and_val.py")
 
 # (the heavy imports come after that)
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import devices  # noqa: E402
@@ -71,7 +72,7 @@ def parse_args(argv=None):
         p.add_argument(f"--{flag}", type=cli.at_least(1), default=default, help=what)
     p.add_argument("--seed", type=int, default=0,
                    help="seed for initialization, shuffling and augmentation")
-    cli.add_flags(p, "precision", "xla")
+    cli.add_flags(p, "precision", "xla", "verbose")
     p.add_argument("--trainable", default="all",
                    help="which layers train: 'all', 'fc' (fc6-fc8: the network as a fixed "
                         "feature extractor), or a layer name such as conv5_1 (it and all after)")
@@ -268,6 +269,7 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     figures = {name: tf.add_n([getattr(t, name) for t in made]) / float(len(made))
                for name in ("total_loss", "cross_entropy", "accuracy")}
     figures["learning_rate"] = rate
+    figures["end_points"] = made[0].end_points
     return train_op, figures, made[0].var_list, optimizer
 
 
@@ -297,7 +299,8 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
-             "ema_sync": ema_sync}
+             "ema_sync": ema_sync, "images": images, "var_list": var_list,
+             "end_points": figures["end_points"]}
     if args.val_size != 0:
         val_images, val_labels, graph["val_iterator"] = data.val_batches(args, config)
         # validation reads the moving averages when there are some, as evaluate.py does
@@ -308,6 +311,36 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
     return graph
 
 
+def check_fits(args, graph):
+    """UsageError, before anything runs, when the training step cannot fit in the machine's
+    memory: the variables (with their optimizer slots) and their gradients, and per image the
+    input batches in flight and every layer's output, kept for the backward pass and its
+    gradient. A rough floor of what TensorFlow needs, so a run that passes may still not fit;
+    one that fails would be killed by the machine (or fail in TensorFlow) partway."""
+    available = devices.available_memory()
+    if available is None:
+        return
+    def size(shape):  # (a dimension not known when the graph is built counts as 1)
+        return int(np.prod([d if d is not None else 1 for d in shape.as_list()] or [1]))
+
+    variables = sum(size(v.shape) for v in tf1.global_variables())
+    trained = sum(size(v.shape) for v in graph["var_list"])
+    fixed = 4 * (variables + trained)
+    per_image = 4 * (3 * size(graph["images"].shape[1:]) + 2 * sum(
+        size(t.shape[1:]) for t in graph["end_points"].values()))
+    need = fixed + per_image * args.batch_size
+    if need <= available:
+        return
+    gib = 1 << 30
+    fits = (available - fixed) // per_image
+    what = (f"--batch-size {fits} or less would" if fits >= 1 else
+            "no batch size would: the variables alone take " f"{fixed / gib:.1f} GiB; a "
+            "smaller network (--fc-size, --image-size, --arch) might")
+    raise cli.UsageError(f"{args.arch} at {args.image_size}x{args.image_size} with --batch-size "
+                         f"{args.batch_size} needs at least {need / gib:.1f} GiB of memory "
+                         f"and this machine has {available / gib:.1f} GiB free: {what}")
+
+
 def start_or_resume(args, run):
     """``(checkpoint or None, start step, (weights file, its layers) or None)`` once the graph
     is built: resume from the latest checkpoint (after checking it is of this model), else warm
@@ -315,7 +348,7 @@ def start_or_resume(args, run):
     checkpoint = run.latest_checkpoint()
     if checkpoint:
         runs.check_resume(run, model.model_config(args), args.val_size, checkpoint,
-                          tf1.global_variables(), args.ema_decay)
+                          tf1.global_variables(), args.ema_decay, args.dataset)
         start_step = tf1.train.load_variable(checkpoint, "global_step")
         print(f"Resuming from {checkpoint} (step {start_step}); pretrained weights not loaded.")
         return checkpoint, start_step, None
@@ -394,11 +427,20 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
     """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal. In a
     cluster, a worker that is not the chief writes nothing, and every worker tells the
     parameter servers when it is done (``protocol``)."""
-    chief = cluster is None or cluster.is_chief
     master = server.target if server else ""
     config = session_config(args, cluster)
     if protocol:
         protocol.before_session(master, config)
+    try:
+        return _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster,
+                              master, config, protocol)
+    finally:  # (the live bar ends before any line that says what happened)
+        hook(session_hooks, hooks.ProgressHook).close()
+
+
+def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster, master,
+                   config, protocol):
+    chief = cluster is None or cluster.is_chief
     try:
         with tf1.train.MonitoredTrainingSession(
                 master=master, is_chief=chief, checkpoint_dir=run.train if chief else None,
@@ -413,6 +455,7 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
     except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:
         if isinstance(e, tf.errors.InvalidArgumentError) and tools.NAN_GRADIENTS not in str(e):
             raise
+        hook(session_hooks, hooks.ProgressHook).close()
         print(diverged(args, run, hook(session_hooks, hooks.ProgressHook), start_step),
               file=sys.stderr)
         return 1
@@ -459,6 +502,7 @@ def train(args):
             run.make()
             held.enter_context(run.lock())  # one run per log dir, until train() returns
             run.tidy()  # leftovers of an interrupted save, the checkpoint index
+            runs.read_best(run.best_file)  # a damaged best.json: said now, before any write
 
         ######################
         # Select the network #
@@ -472,6 +516,7 @@ def train(args):
             if cluster else None
         with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
             graph = build_graph(args, data, max_steps, cluster, protocol)
+        check_fits(args, graph)
 
         ###########################################
         # Start: resume, or warm start from weights #

@@ -16,6 +16,7 @@ come from the codes' manifest), so flags that say otherwise are refused (``Codes
 
 import os
 
+import numpy as np
 import tensorflow as tf
 
 import cli
@@ -153,15 +154,22 @@ class Codes:
                 f"{self.train_images} images ({args.codes})")
 
     def train_batches(self, args, config, shard, seed):
-        values, labels = codes.load(args.codes, "train")[:2]
+        values, labels = codes.load(args.codes, "train", num_classes=args.num_classes)[:2]
         if shard:
             values, labels = values[shard[1]::shard[0]], labels[shard[1]::shard[0]]
         self.train_values = values
         images, labels, _ = model.inputs(lambda: codes.dataset(
             values, labels, args.batch_size, shuffle=True, repeat=True, seed=seed))
         # The whole network, never run here: its checkpoints restore into a graph on images.
-        model.inference(config, tf1.placeholder(tf.float32, [None, args.image_size,
-                                                             args.image_size, 3], "images"))
+        _, end_points = model.inference(config, tf1.placeholder(
+            tf.float32, [None, args.image_size, args.image_size, 3], "images"))
+        width = int(np.prod(end_points[args.codes_layer].shape[1:]))
+        if width != values.shape[1]:
+            raise cli.UsageError(f"the codes in {args.codes} have {values.shape[1]} values "
+                                 f"each, where {args.arch}'s {args.codes_layer} at "
+                                 f"{args.image_size}x{args.image_size} gives {width}: its "
+                                 "manifest does not describe them; make them again with "
+                                 "extract_codes.py")
         return images, labels
 
     def trainable_layers(self, args):
@@ -171,7 +179,7 @@ class Codes:
         pass  # (codes are no pictures)
 
     def val_batches(self, args, config):
-        values, labels = codes.load(args.codes, "val")[:2]
+        values, labels = codes.load(args.codes, "val", num_classes=args.num_classes)[:2]
         return model.inputs(lambda: codes.dataset(values, labels, args.batch_size),
                             initializable=True)
 

@@ -269,6 +269,15 @@ def write_folder(root, classes, per_class=12, seed=0, sizes=((8, 8),)):
             Image.fromarray(pixels).save(root / name / f"{n}.png")
 
 
+def write_png(path, size=(8, 8), seed=0):
+    """A PNG of noise at ``path``; returns the path."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3)).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
 def randomize_keras(model, rng):
     """He-normal kernels and non-zero biases in every layer of a Keras model, so every weight
     matters to the logits; ``{layer name: [kernel, bias]}`` (float32) of the values set."""

@@ -4,6 +4,7 @@
     python benchmark.py --precision bf16         # oneDNN bfloat16 on CPUs that have it
     python benchmark.py --transfer               # codes: extraction, an epoch on codes vs images
     python benchmark.py --scale                  # 1, 2, 4 towers and a localhost cluster
+    python benchmark.py --bandwidth              # bytes a cluster step moves, per network
 
 In one run, after warm-up, each figure a median over --repeats measurements:
   train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
@@ -18,6 +19,10 @@ With --scale, instead: train_and_val.py's images/s with 1, 2 and 4 towers on log
 devices (--num-gpus N --tower-device cpu) and as a localhost cluster of 1 parameter server and 2
 synchronous workers (cluster.py, half the batch each), all with the same global batch, as
 ratios to the one-tower run: on one machine this is the overhead each adds.
+With --bandwidth, instead: for each network and head, the bytes one worker moves through the
+parameter servers in a step (it reads every variable and sends the gradient of every trained
+one: 4 bytes a value, counted on the graph), and the floor that puts on a synchronous step of 2
+and 8 workers through one parameter server's link at 1, 10 and 100 Gb/s (nothing is timed).
 With --transfer, instead: extract_codes.py's images/s (fc6 codes from a weights file of the
 network's own initial values), and one epoch of train_and_val.py on those codes (--codes, a
 linear head) against one epoch of --trainable fc on the images they came from.
@@ -64,6 +69,9 @@ def parse_args(argv=None):
                         "on codes against an epoch of --trainable fc on images")
     p.add_argument("--scale", action="store_true",
                    help="measure towers and a localhost cluster against one process instead")
+    p.add_argument("--bandwidth", action="store_true",
+                   help="count the bytes a cluster step moves through the parameter servers "
+                        "for each network and head instead")
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
@@ -376,8 +384,48 @@ def transfer(args):
     return 0
 
 
+# (network, image side, --fc-size, --trainable) of the table --bandwidth prints
+BANDWIDTH_CASES = [(arch, 32, 0, "all") for arch in vgg16.ARCHS] + [
+    (arch, 224, 4096, trainable) for arch in vgg16.ARCHS for trainable in ("all", "fc")] + [
+    ("alexnet", 227, 4096, "all"), ("alexnet", 227, 4096, "fc")]
+
+
+def step_bytes(arch, image_size, fc_size, trainable, num_classes=input_data.NUM_CLASSES):
+    """(bytes of every variable, bytes of the trained ones) of a network as train_and_val.py
+    builds it: what a worker reads and what it sends back, each step."""
+    network = nets.NETWORKS[arch]
+    with tf.Graph().as_default():
+        network.make(tf1.placeholder(tf.float32, [None, image_size, image_size, 3]),
+                     num_classes, is_training=True, fc_size=fc_size)
+        layers = set(network.trainable_layers(trainable))
+        every = tf1.global_variables()
+        trained = [v for v in every if v.op.name.split("/")[0] in layers]
+        return (4 * sum(v.shape.num_elements() for v in every),
+                4 * sum(v.shape.num_elements() for v in trained))
+
+
+def bandwidth():
+    """The table of --bandwidth (see the docstring); then one JSON line."""
+    rows = []
+    print(f"{'network':9} {'side':>4} {'fc':>5} {'trains':>6} {'MB/step':>8}  "
+          + "  ".join(f"{f'{n}w {g}Gb/s':>12}" for n in (2, 8) for g in (1, 10, 100)))
+    for arch, side, fc_size, trainable in BANDWIDTH_CASES:
+        read, sent = step_bytes(arch, side, fc_size, trainable)
+        per_worker = read + sent
+        floors = {f"{n}w_{g}gbps_s": n * per_worker * 8 / (g * 1e9)
+                  for n in (2, 8) for g in (1, 10, 100)}
+        rows.append({"arch": arch, "image_size": side, "fc_size": fc_size,
+                     "trainable": trainable, "bytes_per_worker_step": per_worker, **floors})
+        print(f"{arch:9} {side:>4} {fc_size:>5} {trainable:>6} {per_worker / 1e6:8.1f}  "
+              + "  ".join(f"{seconds:11.3f}s" for seconds in floors.values()))
+    print(json.dumps(rows))
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.bandwidth:
+        return bandwidth()
     if args.transfer:
         return transfer(args)
     if args.scale:

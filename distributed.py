@@ -212,12 +212,16 @@ class Protocol:
         """A step is one batch from every worker when updates are synchronous."""
         return batch_size * (1 if self.async_updates else len(self.cluster.workers))
 
-    def wrap(self, optimizer):
+    def wrap(self, optimizer, ema=None, variables=None):
+        """The optimizer a worker applies its gradients with: with synchronous updates, one
+        that aggregates the workers' gradients into one update a global step, after which the
+        chief updates the moving averages ``ema`` of ``variables``, if any."""
         if self.async_updates:
             return optimizer
         return tf1.train.SyncReplicasOptimizer(
             optimizer, replicas_to_aggregate=len(self.cluster.workers),
-            total_num_replicas=len(self.cluster.workers))
+            total_num_replicas=len(self.cluster.workers), variable_averages=ema,
+            variables_to_average=variables if ema else None)
 
     def build(self, optimizer):
         """The ops, in the graph under construction, after the training step."""

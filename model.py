@@ -278,9 +278,17 @@ VARIABLE_OPS = ("VarHandleOp", "VariableV2")
 
 
 def place(device, variable_device):
-    """A device function: variables on ``variable_device``, every other op on ``device``."""
+    """A device function: variables on ``variable_device``, every other op on ``device``. With
+    ``variable_device`` None (a cluster's worker), variables stay where the device function
+    around it put them (the parameter servers) and the other ops go to ``device`` of the
+    worker the ops are placed on (its job and task, the tower's device)."""
     def device_of(op):
-        return variable_device if op.type in VARIABLE_OPS else device
+        if op.type in VARIABLE_OPS:
+            return op.device if variable_device is None else variable_device
+        if variable_device is None:
+            return tf.DeviceSpec.from_string(op.device or "").make_merged_spec(
+                tf.DeviceSpec.from_string(device)).to_string()
+        return device
     return device_of
 
 

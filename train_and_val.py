@@ -224,11 +224,14 @@ def resolve_pretrained(args):
     return path
 
 
-def tower_devices(args):
-    """``(devices of the towers, device of the variables)``, or ``(None, None)`` for one."""
+def tower_devices(args, cluster=None):
+    """``(devices of the towers, device of the variables)``, or ``(None, None)`` for one. In
+    a cluster the variables stay on the parameter servers (device None)."""
     if args.num_gpus == 1:
         return None, None
     places = devices.towers(args.num_gpus, args.tower_device)
+    if cluster:
+        return places, None
     return places, "/cpu:0" if args.variables_on == "cpu" else places[0]
 
 
@@ -239,18 +242,16 @@ def session_config(args, cluster=None):
 
 
 def train_step(args, config, images, labels, trainable, global_step, max_steps, protocol,
-               codes=False):
+               codes=False, ema=None):
     """``(train_op, figures of the whole batch, trained variables, optimizer)``: one tower, or
     --num-gpus towers with their gradients averaged; in a cluster, synchronous replicas unless
-    --async (``protocol``)."""
+    --async (``protocol``), which then also update ``ema`` once a global step."""
     rate = learning_rate(args, global_step, max_steps)
     optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
-    if protocol:
-        optimizer = protocol.wrap(optimizer)
     tower_args = dict(is_training=True, weight_decay=args.weight_decay,
                       trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
                       label_smoothing=args.label_smoothing, codes=codes)
-    places, variable_device = tower_devices(args)
+    places, variable_device = tower_devices(args, protocol and protocol.cluster)
     if places:
         made = model.towers(config, images, labels, places, variable_device, **tower_args)
         grads_and_vars = tools.check_and_clip(
@@ -265,6 +266,8 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
                                                  made[0].var_list, args.clip_norm,
                                                  args.precision)
         update_ops = None
+    if protocol:  # (the gradients are the plain optimizer's; the cluster's applies them)
+        optimizer = protocol.wrap(optimizer, ema, made[0].var_list)
     train_op = tools.apply_gradients(optimizer, grads_and_vars, global_step, update_ops)
     figures = {name: tf.add_n([getattr(t, name) for t in made]) / float(len(made))
                for name in ("total_loss", "cross_entropy", "accuracy")}
@@ -283,12 +286,18 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
     shard = (len(cluster.workers), cluster.index) if cluster else None
     seed = args.seed + (cluster.index if cluster else 0)
     images, labels = data.train_batches(args, config, shard, seed)
+    # synchronous replicas update the moving averages once a global step, on the chief
+    synchronous = protocol is not None and not protocol.async_updates
+    ema = tf1.train.ExponentialMovingAverage(args.ema_decay, num_updates=global_step) \
+        if args.ema_decay and synchronous else None
     train_op, figures, var_list, optimizer = train_step(
         args, config, images, labels, data.trainable_layers(args), global_step, max_steps,
-        protocol, codes=data.codes)
+        protocol, codes=data.codes, ema=ema)
     total_loss, rate = figures["total_loss"], figures["learning_rate"]
-    ema = ema_sync = None
-    if args.ema_decay:
+    ema_sync = None
+    if ema:
+        ema_sync = tf.group([ema.average(v).assign(v) for v in var_list])
+    elif args.ema_decay:
         ema, train_op, ema_sync = model.moving_average(args.ema_decay, global_step, train_op,
                                                        var_list)
     tf1.summary.scalar("loss", figures["cross_entropy"])
@@ -482,9 +491,6 @@ def train(args):
     tower_devices(args)  # or on more GPUs than it has
     if cluster and cluster.job == "ps":
         return distributed.serve(cluster, session_config(args))
-    if cluster and (args.num_gpus > 1 or args.ema_decay):
-        raise cli.UsageError("--num-gpus above 1 and --ema-decay do not go with a cluster yet; "
-                             "train on one machine with them, or leave them out")
     chief = cluster is None or cluster.is_chief
     protocol = distributed.Protocol(cluster, args.async_updates) if cluster else None
 

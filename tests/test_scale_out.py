@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -49,10 +50,7 @@ def test_flags_that_cannot_work_are_one_line(workspace, tmp_path):
              (["--job-name", "worker", "--task-index", "0"],
               "--ps-hosts, --worker-hosts missing"),
              (["--job-name", "worker", "--task-index", "2", "--ps-hosts", "127.0.0.1:1",
-               "--worker-hosts", "127.0.0.1:2,127.0.0.1:3"], "task 2 of job worker"),
-             (["--job-name", "worker", "--task-index", "0", "--ps-hosts", "127.0.0.1:1",
-               "--worker-hosts", "127.0.0.1:2", "--ema-decay", "0.9"],
-              "do not go with a cluster")]
+               "--worker-hosts", "127.0.0.1:2,127.0.0.1:3"], "task 2 of job worker")]
     lines = helpers.python_json(
         "import contextlib, io, json, train_and_val; out = []\n"
         f"for flags, _ in {cases!r}:\n"
@@ -178,3 +176,39 @@ def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspac
             if process.poll() is None:
                 process.kill()
                 process.communicate()
+
+
+def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspace, tmp_path):
+    root, loaded = workspace
+    logs = tmp_path / "logs"
+    ps, *workers = free_ports(3)
+    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
+               ",".join(f"127.0.0.1:{port}" for port in workers)]
+    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 6,
+                "--val-every", 6, "--num-gpus", 2, "--tower-device", "cpu", "--ema-decay",
+                0.9, "--pretrained", root / "vgg11.npy", "--log-dir", logs]
+    tasks = {name: start("train_and_val.py", "--job-name", job, "--task-index", index,
+                         *cluster, *training, cwd=tmp_path)
+             for name, job, index in (("ps", "ps", 0), ("chief", "worker", 0),
+                                      ("worker", "worker", 1))}
+    try:
+        outputs = {name: task.communicate(timeout=240) for name, task in tasks.items()}
+        for name, task in tasks.items():
+            assert task.returncode == 0, (name, outputs[name][1][-3000:])
+    finally:
+        for task in tasks.values():
+            if task.poll() is None:
+                task.kill()
+                task.communicate()
+    checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
+    assert checkpoint.endswith("-6")
+    names = dict(tf1.train.list_variables(checkpoint))
+    assert not [n for n in names if "tower_" in n]  # one set of variables, on the ps
+    # the averages moved once a global step: neither the start nor the weights themselves
+    average = tf1.train.load_variable(checkpoint, "conv1_1/weights/ExponentialMovingAverage")
+    assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "conv1_1/weights"))
+    assert not np.array_equal(average, loaded["conv1_1"][0])
+    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "evaluating the moving averages" in evaluated.stdout
+    assert "evaluated 203 test images" in evaluated.stdout

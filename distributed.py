@@ -21,6 +21,7 @@ put a token in its done queue (one queue per parameter server, shared by name).
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -199,13 +200,53 @@ def _quiet_cancelled(hook_args):
         sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
 
 
+class PsWatch:
+    """A thread that ends the worker with one line when a parameter server cannot be reached
+    for ``seconds`` (TensorFlow would wait for it forever): one started again within that time
+    is rejoined, the chief restoring its last checkpoint, as MonitoredTrainingSession does on a
+    lost session."""
+
+    def __init__(self, cluster, seconds, every=1.0):
+        self.cluster, self.seconds, self.every = cluster, seconds, every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True, name="ps-watch")
+        self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+
+    def _reachable(self, host):
+        name, _, port = host.rpartition(":")
+        try:
+            with socket.create_connection((name.strip("[]"), int(port)), timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def _watch(self):
+        since = {}
+        while not self.stopped.wait(self.every):
+            for i, host in enumerate(self.cluster.ps):
+                if self._reachable(host):
+                    since.pop(host, None)
+                    continue
+                since.setdefault(host, time.time())
+                if time.time() - since[host] >= self.seconds and not self.stopped.is_set():
+                    print(f"{self.cluster.name}: parameter server ps{i} at {host} has not "
+                          f"answered for {self.seconds} s; start it again and then this "
+                          "task (the chief resumes from its last checkpoint), or raise "
+                          "--ps-wait", file=sys.stderr, flush=True)
+                    os._exit(1)  # (the session would wait for it forever; the lock goes too)
+
+
 class Protocol:
     """What a worker's training adds for the cluster: synchronous replicas (unless
     ``async_updates``), the done signal to the parameter servers, the wait for the chief, and
     the tokens that let a worker waiting for its last step through."""
 
-    def __init__(self, cluster, async_updates):
-        self.cluster, self.async_updates = cluster, async_updates
+    def __init__(self, cluster, async_updates, ps_wait=120):
+        self.cluster, self.async_updates, self.ps_wait = cluster, async_updates, ps_wait
+        self.watch = None
         self.done = self.not_ready = self.sync_hook = self.release = None
 
     def images_per_step(self, batch_size):
@@ -236,12 +277,18 @@ class Protocol:
             self.sync_hook = optimizer.make_session_run_hook(cluster.is_chief)
             self.release = optimizer.get_init_tokens_op(len(cluster.workers))
 
+    def stop_watching(self):
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
+
     def hooks(self):
         return [self.sync_hook] if self.sync_hook else []
 
     def before_session(self, target, config):
         """(cli.run_main puts the thread exception hook back when the program returns.)"""
         threading.excepthook = _quiet_cancelled
+        self.watch = PsWatch(self.cluster, self.ps_wait)
         if not self.cluster.is_chief:
             wait_until_ready(target, config, self.not_ready)
 

@@ -107,6 +107,9 @@ def parse_args(argv=None):
     cluster.add_argument("--async", dest="async_updates", action="store_true",
                          help="apply each worker's gradients as they come (default: "
                               "synchronous, one update from every worker's gradients)")
+    cluster.add_argument("--ps-wait", type=cli.at_least(1), default=120,
+                         help="seconds a worker waits for a parameter server it cannot reach "
+                              "(killed, say) to be started again before it ends (default 120)")
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -438,13 +441,15 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
     parameter servers when it is done (``protocol``)."""
     master = server.target if server else ""
     config = session_config(args, cluster)
-    if protocol:
-        protocol.before_session(master, config)
     try:
+        if protocol:
+            protocol.before_session(master, config)
         return _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster,
                               master, config, protocol)
     finally:  # (the live bar ends before any line that says what happened)
         hook(session_hooks, hooks.ProgressHook).close()
+        if protocol:
+            protocol.stop_watching()
 
 
 def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster, master,
@@ -492,7 +497,8 @@ def train(args):
     if cluster and cluster.job == "ps":
         return distributed.serve(cluster, session_config(args))
     chief = cluster is None or cluster.is_chief
-    protocol = distributed.Protocol(cluster, args.async_updates) if cluster else None
+    protocol = distributed.Protocol(cluster, args.async_updates, args.ps_wait) \
+        if cluster else None
 
     ###########################################
     # Select the data: images, or cached codes #

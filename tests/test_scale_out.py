@@ -212,3 +212,65 @@ def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspac
     assert evaluated.returncode == 0, evaluated.stderr
     assert "evaluating the moving averages" in evaluated.stdout
     assert "evaluated 203 test images" in evaluated.stdout
+
+
+def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_path):
+    root, _ = workspace
+    logs = tmp_path / "logs"
+    ps, *workers = free_ports(3)
+    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
+               ",".join(f"127.0.0.1:{port}" for port in workers)]
+    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 1000,
+                "--save-every", 2, "--val-every", 1000, "--ps-wait", 5, "--log-dir", logs]
+    tasks = {name: start("train_and_val.py", "--job-name", job, "--task-index", index,
+                         *cluster, *training, cwd=tmp_path)
+             for name, job, index in (("ps", "ps", 0), ("chief", "worker", 0),
+                                      ("worker", "worker", 1))}
+    try:
+        wait_for(lambda: step_of(logs / "train") >= 2, tasks["chief"])
+        tasks["ps"].kill()
+        tasks["ps"].communicate()
+        started = time.time()
+        for name in ("chief", "worker"):
+            _, err = tasks[name].communicate(timeout=120)  # (never a hang)
+            assert tasks[name].returncode == 1, (name, err[-3000:])
+            assert f"parameter server ps0 at 127.0.0.1:{ps} has not answered for 5 s" in err
+            assert "Traceback" not in err
+        assert time.time() - started < 60
+    finally:
+        for task in tasks.values():
+            if task.poll() is None:
+                task.kill()
+                task.communicate()
+    assert step_of(logs / "train") >= 2  # the checkpoints are there to resume from
+
+
+def test_a_parameter_server_started_again_is_rejoined_and_the_job_finishes(workspace, tmp_path):
+    root, _ = workspace
+    logs = tmp_path / "logs"
+    ps, *workers = free_ports(3)
+    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
+               ",".join(f"127.0.0.1:{port}" for port in workers)]
+    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 12,
+                "--save-every", 2, "--val-every", 100, "--log-dir", logs]
+
+    def task(job, index):
+        return start("train_and_val.py", "--job-name", job, "--task-index", index, *cluster,
+                     *training, cwd=tmp_path)
+
+    tasks = {"ps": task("ps", 0), "chief": task("worker", 0), "worker": task("worker", 1)}
+    try:
+        wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])
+        tasks["ps"].kill()
+        tasks["ps"].communicate()
+        tasks["ps"] = task("ps", 0)  # its values are gone: the chief restores the checkpoint
+        for name in ("chief", "worker", "ps"):
+            out, err = tasks[name].communicate(timeout=180)
+            assert tasks[name].returncode == 0, (name, err[-3000:])
+        assert "every worker is done" in out
+    finally:
+        for process in tasks.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert step_of(logs / "train") == 12

@@ -137,20 +137,37 @@ def step_of(folder):
     return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else -1
 
 
-def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspace, tmp_path):
-    root, _ = workspace
-    logs = tmp_path / "logs"
-    ps, chief_port, other = free_ports(3)
+def local_job(tmp_path, training):
+    """A job of 1 parameter server and 2 workers on free ports of 127.0.0.1: ``(port of the
+    parameter server, start(job, index) forking that task with ``training``'s flags)``."""
+    ps, *workers = free_ports(3)
     cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
-               f"127.0.0.1:{chief_port},127.0.0.1:{other}"]
-    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 16,
-                "--save-every", 2, "--val-every", 100, "--log-dir", logs]
+               ",".join(f"127.0.0.1:{port}" for port in workers)]
 
     def task(job, index):
         return start("train_and_val.py", "--job-name", job, "--task-index", index, *cluster,
                      *training, cwd=tmp_path)
+    return ps, task
 
-    tasks = {"ps": task("ps", 0), "chief": task("worker", 0), "worker": task("worker", 1)}
+
+def start_all(task):
+    return {"ps": task("ps", 0), "chief": task("worker", 0), "worker": task("worker", 1)}
+
+
+def kill_left(tasks):
+    for process in tasks.values():
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspace, tmp_path):
+    root, _ = workspace
+    logs = tmp_path / "logs"
+    _, task = local_job(tmp_path, [*SMALL, "--data-dir", root / "data", "--batch-size", 16,
+                                   "--max-steps", 16, "--save-every", 2, "--val-every", 100,
+                                   "--log-dir", logs])
+    tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])
         tasks["worker"].send_signal(signal.SIGKILL)
@@ -172,34 +189,23 @@ def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspac
         assert "every worker is done" in out
         assert step_of(logs / "train") == 16
     finally:
-        for process in tasks.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        kill_left(tasks)
 
 
 def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspace, tmp_path):
     root, loaded = workspace
     logs = tmp_path / "logs"
-    ps, *workers = free_ports(3)
-    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
-               ",".join(f"127.0.0.1:{port}" for port in workers)]
     training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 6,
                 "--val-every", 6, "--num-gpus", 2, "--tower-device", "cpu", "--ema-decay",
                 0.9, "--pretrained", root / "vgg11.npy", "--log-dir", logs]
-    tasks = {name: start("train_and_val.py", "--job-name", job, "--task-index", index,
-                         *cluster, *training, cwd=tmp_path)
-             for name, job, index in (("ps", "ps", 0), ("chief", "worker", 0),
-                                      ("worker", "worker", 1))}
+    ps, task = local_job(tmp_path, training)
+    tasks = start_all(task)
     try:
         outputs = {name: task.communicate(timeout=240) for name, task in tasks.items()}
         for name, task in tasks.items():
             assert task.returncode == 0, (name, outputs[name][1][-3000:])
     finally:
-        for task in tasks.values():
-            if task.poll() is None:
-                task.kill()
-                task.communicate()
+        kill_left(tasks)
     checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
     assert checkpoint.endswith("-6")
     names = dict(tf1.train.list_variables(checkpoint))
@@ -217,15 +223,10 @@ def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspac
 def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    ps, *workers = free_ports(3)
-    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
-               ",".join(f"127.0.0.1:{port}" for port in workers)]
     training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 1000,
                 "--save-every", 2, "--val-every", 1000, "--ps-wait", 5, "--log-dir", logs]
-    tasks = {name: start("train_and_val.py", "--job-name", job, "--task-index", index,
-                         *cluster, *training, cwd=tmp_path)
-             for name, job, index in (("ps", "ps", 0), ("chief", "worker", 0),
-                                      ("worker", "worker", 1))}
+    ps, task = local_job(tmp_path, training)
+    tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 2, tasks["chief"])
         tasks["ps"].kill()
@@ -238,27 +239,17 @@ def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_
             assert "Traceback" not in err
         assert time.time() - started < 60
     finally:
-        for task in tasks.values():
-            if task.poll() is None:
-                task.kill()
-                task.communicate()
+        kill_left(tasks)
     assert step_of(logs / "train") >= 2  # the checkpoints are there to resume from
 
 
 def test_a_parameter_server_started_again_is_rejoined_and_the_job_finishes(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    ps, *workers = free_ports(3)
-    cluster = ["--ps-hosts", f"127.0.0.1:{ps}", "--worker-hosts",
-               ",".join(f"127.0.0.1:{port}" for port in workers)]
-    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 12,
-                "--save-every", 2, "--val-every", 100, "--log-dir", logs]
-
-    def task(job, index):
-        return start("train_and_val.py", "--job-name", job, "--task-index", index, *cluster,
-                     *training, cwd=tmp_path)
-
-    tasks = {"ps": task("ps", 0), "chief": task("worker", 0), "worker": task("worker", 1)}
+    _, task = local_job(tmp_path, [*SMALL, "--data-dir", root / "data", "--batch-size", 16,
+                                   "--max-steps", 12, "--save-every", 2, "--val-every", 100,
+                                   "--log-dir", logs])
+    tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])
         tasks["ps"].kill()
@@ -269,8 +260,5 @@ def test_a_parameter_server_started_again_is_rejoined_and_the_job_finishes(works
             assert tasks[name].returncode == 0, (name, err[-3000:])
         assert "every worker is done" in out
     finally:
-        for process in tasks.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        kill_left(tasks)
     assert step_of(logs / "train") == 12

@@ -137,6 +137,12 @@ def step_of(folder):
     return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else -1
 
 
+def job_training(root, logs, *flags):
+    """The training flags of the local jobs: a small VGG11 on the workspace's data."""
+    return [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--save-every", 2,
+            "--log-dir", logs, *flags]
+
+
 def local_job(tmp_path, training):
     """A job of 1 parameter server and 2 workers on free ports of 127.0.0.1: ``(port of the
     parameter server, start(job, index) forking that task with ``training``'s flags)``."""
@@ -164,9 +170,7 @@ def kill_left(tasks):
 def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    _, task = local_job(tmp_path, [*SMALL, "--data-dir", root / "data", "--batch-size", 16,
-                                   "--max-steps", 16, "--save-every", 2, "--val-every", 100,
-                                   "--log-dir", logs])
+    _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 16, "--val-every", 100))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])
@@ -223,9 +227,8 @@ def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspac
 def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 1000,
-                "--save-every", 2, "--val-every", 1000, "--ps-wait", 5, "--log-dir", logs]
-    ps, task = local_job(tmp_path, training)
+    ps, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 1000, "--val-every",
+                                                1000, "--ps-wait", 5))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 2, tasks["chief"])
@@ -246,9 +249,7 @@ def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_
 def test_a_parameter_server_started_again_is_rejoined_and_the_job_finishes(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    _, task = local_job(tmp_path, [*SMALL, "--data-dir", root / "data", "--batch-size", 16,
-                                   "--max-steps", 12, "--save-every", 2, "--val-every", 100,
-                                   "--log-dir", logs])
+    _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 12, "--val-every", 100))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])

@@ -169,6 +169,28 @@ def few(items):
     return shown + (f" and {len(items) - SHOW_FILES} more" if len(items) > SHOW_FILES else "")
 
 
+def image_files(paths):
+    """The image files of ``paths``: files as given, folders as every image under them in
+    sorted order; UsageError for a path that is neither, or a folder without images."""
+    found = []
+    for path in paths:
+        if os.path.isfile(path):
+            found.append(path)
+        elif os.path.isdir(path):
+            inside = []
+            for folder, dirs, names in os.walk(path):
+                dirs.sort()
+                inside += [os.path.join(folder, n) for n in sorted(names)
+                           if is_image_file(n)]
+            if not inside:
+                raise cli.UsageError(f"{path}: a folder without images (JPEG, PNG, BMP, GIF, "
+                                     "PPM, PGM); give image files or folders of them")
+            found += inside
+        else:
+            raise cli.UsageError(f"{path}: no such file or folder")
+    return found
+
+
 def path_hash(rel_path, salt=""):
     """The split hash of a path relative to DATA_DIR: the first 8 bytes of SHA-1(SALT + path
     with '/' separators, as UTF-8) as a big-endian integer."""
@@ -186,6 +208,15 @@ def _pillow_rgb(image):
         grey = np.clip(np.round(np.asarray(image, np.float64) * (255 / 65535)), 0, 255)
         return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
     return np.asarray(image.convert("RGB"), np.uint8)
+
+
+def image_rgb(path):
+    """The image file at ``path`` as uint8 RGB [H, W, 3], decoded by Pillow (for pictures of
+    it: explain.py's overlays)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return _pillow_rgb(image)
 
 
 def inspect_image(path):

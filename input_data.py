@@ -55,6 +55,7 @@ unprocess_batch = data_pipeline.unprocess_batch
 resize = data_pipeline.resize
 read_files = data_pipeline.read_files
 is_image_file = data_pipeline.is_image_file
+image_files = data_pipeline.image_files
 
 # CIFAR-10
 ALL_FILES = data_cifar10.ALL_FILES

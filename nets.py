@@ -67,6 +67,11 @@ class Network:
     def codes_default(self):
         return self.default_code_layer or self.code_layers[0]
 
+    @property
+    def conv_layers(self):
+        """The convolutional layers, in graph order: ``layers`` up to ``last_conv``."""
+        return self.layers[:self.layers.index(self.last_conv) + 1]
+
     def trainable_layers(self, trainable):
         """The layers that train under ``--trainable``: ``all``; ``fc`` (``fc_layers``: the rest
         is a fixed feature extractor); or a layer name (it and all after it)."""

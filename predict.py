@@ -15,7 +15,6 @@ image, its top classes with their probabilities. Nothing is written.
 
 import contextlib
 import json
-import os
 import sys
 
 import cli
@@ -56,26 +55,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def image_files(paths):
-    """The image files of ``paths``: files as given, folders as every image under them in
-    sorted order; UsageError for a path that is neither, or a folder without images."""
-    found = []
-    for path in paths:
-        if os.path.isfile(path):
-            found.append(path)
-        elif os.path.isdir(path):
-            inside = []
-            for folder, dirs, names in os.walk(path):
-                dirs.sort()
-                inside += [os.path.join(folder, n) for n in sorted(names)
-                           if input_data.is_image_file(n)]
-            if not inside:
-                raise cli.UsageError(f"{path}: a folder without images (JPEG, PNG, BMP, GIF, "
-                                     "PPM, PGM); give image files or folders of them")
-            found += inside
-        else:
-            raise cli.UsageError(f"{path}: no such file or folder")
-    return found
+image_files = input_data.image_files  # (its home is data_pipeline.py)
 
 
 def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr):

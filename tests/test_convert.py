@@ -1,5 +1,6 @@
 """convert_weights.py against an implementation nobody here wrote: Keras's VGG16 and VGG19; and
-predict.py straight from the converted file, against Keras's top 5 classes.
+predict.py straight from the converted file, against Keras's top 5 classes; explain.py's
+Grad-CAM from it, against one computed from Keras's gradients.
 
 Keras's models are built with random weights (biases too, so a bias that is not carried over
 shows), converted by the real command, loaded into ``vgg16.build`` at 224x224 with 1000 classes,
@@ -14,6 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import explain
 import helpers
 import tools
 import vgg16
@@ -56,6 +58,24 @@ def test_converted_keras_weights_give_keras_logits(arch, tmp_path):
         names = dict(weights.imagenet_classes())
         assert [t["class"] for t in json.loads(predicted.stdout)[0]["top"]] == [
             list(names.values())[i] for i in tops[0]]
+        # explain.py from the same file: conv5_3 by default at 224x224, and the map Grad-CAM
+        # makes of Keras's own gradients there (TensorFlow's eager GradientTape)
+        cams = helpers.call("explain.py", "--weights", out, "--arch", "vgg16", *files,
+                            "--out", tmp_path / "cams", "--save-maps")
+        assert cams.returncode == 0, cams.stderr
+        assert "(Grad-CAM at conv5_3)" in cams.stdout
+        inputs = keras.applications.vgg16.preprocess_input(pixels.astype(np.float32))
+        both = keras.Model(model.input, [model.get_layer("block5_conv3").output, model.output])
+        with tf.GradientTape() as tape:
+            maps, logits = both(inputs)
+            score = tf.reduce_sum(tf.gather(logits, keras_top[:, 0], axis=1, batch_dims=1))
+        weights_of_maps = tf.reduce_mean(tape.gradient(score, maps), axis=[1, 2], keepdims=True)
+        keras_cams = tf.nn.relu(tf.reduce_sum(weights_of_maps * maps, axis=-1)).numpy()
+        for i, keras_cam in enumerate(keras_cams):
+            ours = np.load(tmp_path / "cams" / f"{i}.npy")
+            assert ours.shape == (224, 224)
+            expected_cam = explain.full_size(keras_cam / keras_cam.max(), 224, 224)
+            assert np.abs(ours - expected_cam).max() < 2e-3
     del model
     with tf.Graph().as_default():
         inputs = tf1.placeholder(tf.float32, [None, 224, 224, 3])

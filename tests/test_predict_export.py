@@ -1,7 +1,8 @@
 """predict.py and export.py on a VGG11 with batch norm trained here on a folder of PNGs of several
 sizes: predict.py's top class is evaluate.py's prediction, image by image; an image alone gets
-what it gets in a batch; the SavedModel, loaded by a Python that never imports the project, gives
-the probabilities of the project's own graph; bad input is one line and writes nothing."""
+what it gets in a batch; explain.py's maps have each image's own size; the SavedModel, loaded by
+a Python that never imports the project, gives the probabilities of the project's own graph;
+bad input is one line and writes nothing."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import helpers
 from helpers import call, own_lines
@@ -149,3 +151,20 @@ def test_the_saved_model_serves_any_size_like_the_project_graph(trained, tmp_pat
     assert not [op for op in ops if "Apply" in op or "Iterator" in op or "Dataset" in op
                 or op in ("RandomUniform", "RandomStandardNormal")]
     assert "FusedBatchNormV3" in ops or "FusedBatchNorm" in ops or "Rsqrt" in ops
+
+
+def test_explain_on_the_run_has_each_images_size_and_predicts_as_predict(trained, tmp_path):
+    images, logs = trained
+    files = sorted(str(p) for p in (images / "emu").iterdir())[:4]  # (8, 8) (20, 31) (45, 33)
+    result = call("explain.py", *files, "--log-dir", logs, "--out", tmp_path / "cams",
+                  "--save-maps", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(Grad-CAM at conv2_1)" in result.stdout  # VGG11 at 32x32: block 2, 16x16
+    predicted = predict_json("--log-dir", logs, "--top", 1, *files, cwd=tmp_path)
+    for path, p in zip(files, predicted):
+        heat = np.load(tmp_path / "cams" / (os.path.splitext(os.path.basename(path))[0] + ".npy"))
+        width, height = Image.open(path).size
+        assert heat.shape == (height, width) and heat.dtype == np.float32
+        assert 0 <= heat.min() and heat.max() <= 1
+        top = p["top"][0]
+        assert f"{path}: {top['class']} {top['probability']:.4f}" in result.stdout

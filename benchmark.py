@@ -5,6 +5,7 @@
     python benchmark.py --transfer               # codes: extraction, an epoch on codes vs images
     python benchmark.py --scale                  # 1, 2, 4 towers and a localhost cluster
     python benchmark.py --bandwidth              # bytes a cluster step moves, per network
+    python benchmark.py --summaries              # what filters, histograms, activations cost
 
 In one run, after warm-up, each figure a median over --repeats measurements:
   train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
@@ -19,6 +20,9 @@ With --scale, instead: train_and_val.py's images/s with 1, 2 and 4 towers on log
 devices (--num-gpus N --tower-device cpu) and as a localhost cluster of 1 parameter server and 2
 synchronous workers (cluster.py, half the batch each), all with the same global batch, as
 ratios to the one-tower run: on one machine this is the overhead each adds.
+With --summaries, instead: a training step with batch norm alone and with the first
+convolution's filters, with the weight and gradient histograms, and the activation images of a
+validation, side by side in turns (what TensorBoard's pictures of the network cost).
 With --bandwidth, instead: for each network and head, the bytes one worker moves through the
 parameter servers in a step (it reads every variable and sends the gradient of every trained
 one: 4 bytes a value, counted on the graph), and the floor that puts on a synchronous step of 2
@@ -32,6 +36,7 @@ that reads the images) times the training rate gives the achieved GFLOP/s. Print
 then one JSON line.
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -48,6 +53,7 @@ import devices
 import input_data
 import model
 import nets
+import summaries
 import tools
 import vgg16
 import weights
@@ -72,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--bandwidth", action="store_true",
                    help="count the bytes a cluster step moves through the parameter servers "
                         "for each network and head instead")
+    p.add_argument("--summaries", action="store_true",
+                   help="measure what TensorBoard's filters, histograms and activation images "
+                        "add to a training step instead")
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
@@ -135,9 +144,10 @@ def matmul_gflops(dtype, repeats, n=4096):
     return rate * 2 * n ** 3 / 1e9
 
 
-def bare_step_rate(args):
-    """Images/s of the training step alone: the training program's default loss, optimizer and
-    clipping, on a batch held in a variable."""
+@contextlib.contextmanager
+def bare_step(args, batch_norm=False):
+    """``(session, step, grads_and_vars, tower)``: the training step alone (the training
+    program's default loss, optimizer and clipping) on a batch held in a variable."""
     rng = np.random.default_rng(0)
     shape = [args.batch_size, args.image_size, args.image_size, 3]
     with tf.Graph().as_default():
@@ -145,22 +155,62 @@ def bare_step_rate(args):
             -120, 130, shape).astype(np.float32), trainable=False)
         labels = tf1.get_variable("labels", initializer=rng.integers(
             0, input_data.NUM_CLASSES, args.batch_size).astype(np.int32), trainable=False)
-        tower = model.tower(model_config(args.arch, args.image_size), images, labels,
-                            is_training=True, weight_decay=cli.default("weight-decay"),
+        config = {**model_config(args.arch, args.image_size), "batch_norm": batch_norm}
+        tower = model.tower(config, images, labels, is_training=True,
+                            weight_decay=cli.default("weight-decay"),
                             dropout_keep_prob=cli.default("dropout-keep-prob"))
         optimizer = tools.make_optimizer(cli.default("learning-rate"), cli.default("momentum"),
                                          args.precision)
         grads = tools.compute_gradients(optimizer, tower.total_loss, tower.var_list,
                                         cli.default("clip-norm"), args.precision)
         step = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
-        config = devices.session_config(args.precision, args.xla)
-        with tf1.Session(config=config) as session:
+        with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
             session.run(tf1.global_variables_initializer())
+            yield session, step, grads, tower
 
-            def steps():
-                for _ in range(args.steps):
-                    session.run(step)
-            return median_rate(steps, args.steps * args.batch_size, args.repeats)
+
+def bare_step_rate(args):
+    """Images/s of the training step alone (``bare_step``)."""
+    with bare_step(args) as (session, step, _, _):
+        def steps():
+            for _ in range(args.steps):
+                session.run(step)
+        return median_rate(steps, args.steps * args.batch_size, args.repeats)
+
+
+def summary_costs(args):
+    """Seconds of a training step with batch norm, alone and with each kind of summary run in
+    the same ``session.run`` (as MonitoredTrainingSession runs them every --summary-every
+    steps), measured in turns so that the machine's load falls on all alike; and of the
+    activation images a validation makes (a batch forward to a few layers, their maps drawn and
+    encoded)."""
+    network = nets.get(args.arch)
+    with bare_step(args, batch_norm=True) as (session, step, grads, tower):
+        kinds = {"step": [], "filters": [summaries.filters(network)],
+                 "histograms": summaries.histograms(grads)}
+        maps = {layer: tower.end_points[layer] for layer in summaries.activation_layers(network)}
+        times = {kind: [] for kind in kinds}
+        for repeat in range(args.repeats + 1):  # side by side, in turns (the first: warm-up)
+            for kind, extra in kinds.items():
+                start = time.perf_counter()
+                session.run([step, *extra])
+                if repeat:
+                    times[kind].append(time.perf_counter() - start)
+        seconds = {kind: statistics.median(values) for kind, values in times.items()}
+        seconds["activations"] = 1 / median_rate(
+            lambda: summaries.activation_summary(session.run(maps)).SerializeToString(), 1,
+            args.repeats)
+    print(f"{args.arch} {args.image_size}x{args.image_size}, batch {args.batch_size}, with batch "
+          f"norm; medians of {args.repeats} after warm-up")
+    print(f"  training step                   {seconds['step'] * 1000:8.1f} ms")
+    for kind in ("filters", "histograms"):
+        extra = seconds[kind] - seconds["step"]
+        print(f"  + {kind:29s} {extra * 1000:+8.1f} ms  ({extra / seconds['step']:+.1%} of a "
+              f"step; every --summary-every 100 steps: {extra / seconds['step'] / 100:+.2%})")
+    print(f"  activation images (a validation) {seconds['activations'] * 1000:7.1f} ms  "
+          f"({seconds['activations'] / seconds['step']:.2f} steps, once a validation)")
+    print(json.dumps({f"{k}_seconds": round(v, 5) for k, v in seconds.items()}))
+    return 0
 
 
 def eval_rate(args, data_dir):
@@ -430,6 +480,8 @@ def main(argv=None):
         return transfer(args)
     if args.scale:
         return scale(args)
+    if args.summaries:
+        return summary_costs(args)
     forward, training = flops_per_image(args.arch, args.image_size)
     results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
                "precision": args.precision, "xla": args.xla}

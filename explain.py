@@ -145,7 +145,7 @@ def explain(classifier, files, args):
         with tf1.Session(config=devices.session_config()) as session:
             classifier.load(session)
             session.run(iterator.initializer)
-            with cli.Progress("explain", len(files)) as progress:
+            with cli.Progress("explain", len(files), sys.stderr) as progress:
                 for batch, batch_probabilities, batch_logits in model.each_batch(
                         session, [images, probabilities, logits]):
                     if args.class_name is not None:

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import model
 import runs
+import summaries
 from cli import say, write_json
 
 tf1 = tf.compat.v1
@@ -25,10 +26,13 @@ def format_seconds(seconds):
 class ValidationHook(tf1.train.SessionRunHook):
     """Every ``every`` steps (and at the end), run the evaluation ``tower`` over the whole val
     split; write loss and accuracy to ``run.val`` under the training tags; keep the best
-    checkpoint in ``run.best``."""
+    checkpoint in ``run.best``. ``activations`` ({layer: the tower's maps there}): the maps of
+    the first few val images (the same ones each time: the val split is read in order) go to
+    ``run.val`` as the images ``activations/<layer>``."""
 
-    def __init__(self, every, iterator, tower, run, global_step):
+    def __init__(self, every, iterator, tower, run, global_step, activations=None):
         self.every, self.iterator, self.tower = every, iterator, tower
+        self.activations = activations or {}
         self.writer = tf1.summary.FileWriterCache.get(run.val)
         self.run, self.global_step = run, global_step
         self.best_saver = tf1.train.Saver(max_to_keep=1, name="best_saver",
@@ -60,6 +64,10 @@ class ValidationHook(tf1.train.SessionRunHook):
         result = model.run_split(session, self.iterator, self.tower)
         loss, accuracy = result.loss, result.accuracy
         runs.add_scalars(self.writer, step, loss=loss, accuracy=accuracy)
+        if self.activations and result.count:  # (one more batch: the first of the split)
+            session.run(self.iterator.initializer)
+            self.writer.add_summary(summaries.activation_summary(
+                session.run(self.activations)), step)
         note = ""
         if accuracy > self.best["val_accuracy"]:
             self.best = {"val_accuracy": accuracy, "val_loss": loss, "step": int(step),

@@ -33,6 +33,7 @@ import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import runs  # noqa: E402
+import summaries  # noqa: E402
 import tools  # noqa: E402
 import train_inputs  # noqa: E402
 import weights  # noqa: E402
@@ -67,11 +68,15 @@ def parse_args(argv=None):
     cli.add_flags(p, "val-size")
     for flag, default, what in (("val-every", 1000, "validate every N steps (and at the end)"),
                                 ("save-every", 1000, "checkpoint every N steps"),
-                                ("summary-every", 100, "write training summaries every N steps"),
+                                ("summary-every", 100, "write training summaries every N steps "
+                                 "(scalars, the first convolution's filters, --histograms)"),
                                 ("log-every", 100, "print progress every N steps")):
         p.add_argument(f"--{flag}", type=cli.at_least(1), default=default, help=what)
     p.add_argument("--seed", type=int, default=0,
                    help="seed for initialization, shuffling and augmentation")
+    p.add_argument("--histograms", action="store_true",
+                   help="also write a histogram of each layer's weights and of their gradients "
+                        "every --summary-every steps (weights/LAYER, gradients/LAYER)")
     cli.add_flags(p, "precision", "xla", "verbose")
     p.add_argument("--trainable", default="all",
                    help="which layers train: 'all', 'fc' (fc6-fc8: the network as a fixed "
@@ -275,7 +280,7 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     figures = {name: tf.add_n([getattr(t, name) for t in made]) / float(len(made))
                for name in ("total_loss", "cross_entropy", "accuracy")}
     figures["learning_rate"] = rate
-    figures["end_points"] = made[0].end_points
+    figures["end_points"], figures["grads_and_vars"] = made[0].end_points, grads_and_vars
     return train_op, figures, made[0].var_list, optimizer
 
 
@@ -308,6 +313,11 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
     tf1.summary.scalar("accuracy", figures["accuracy"])
     tf1.summary.scalar("learning_rate", rate)
     data.summarize(images, nets.get(args.arch).preprocess)
+    network = nets.get(args.arch)
+    if not data.codes:  # the first convolution's filters; every layer's weights and gradients
+        summaries.filters(network)
+    if args.histograms:
+        summaries.histograms(figures["grads_and_vars"])
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
@@ -318,6 +328,9 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
             graph["val_tower"] = model.tower(config, val_images, val_labels, codes=data.codes)
+        graph["val_activations"] = {} if data.codes else {  # (shown at each validation)
+            layer: graph["val_tower"].end_points[layer]
+            for layer in summaries.activation_layers(network)}
     if protocol:
         protocol.build(optimizer)
     return graph
@@ -404,7 +417,8 @@ def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=Tru
     validation = None
     if args.val_size != 0 and chief:
         validation = hooks.ValidationHook(args.val_every, graph["val_iterator"],
-                                          graph["val_tower"], run, graph["global_step"])
+                                          graph["val_tower"], run, graph["global_step"],
+                                          graph["val_activations"])
     progress = hooks.ProgressHook(args.log_every, graph["progress"], args.batch_size,
                                   steps_per_epoch, max_steps, run.train if chief else None,
                                   validation)
@@ -543,6 +557,7 @@ def train(args):
             record_run(args, run, checkpoint, pretrained and pretrained[0], start_step,
                        max_steps, data.train_split, data.train_images, data.class_names,
                        codes_made=data.record())
+            summaries.write_hparams(run.root, summaries.hparams_of(args))
 
         def warm_start(scaffold, session):
             data.warm_start(session)

@@ -4,6 +4,7 @@ VGG11 on 500 training records (100 held out for validation) and 203 test records
 weights file in the public layout, so the runs take seconds on a CPU.
 """
 
+import io
 import json
 import re
 import shutil
@@ -13,7 +14,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 import devices
 import helpers
@@ -26,7 +29,7 @@ def trained(workspace):
     root, _ = workspace
     result = call("train_and_val.py", *COMMON, "--pretrained", "vgg11.npy", "--max-steps", 60,
                  "--val-every", 30, "--save-every", 30, "--summary-every", 30,
-                 "--log-dir", "logs", cwd=root)
+                 "--histograms", "--log-dir", "logs", cwd=root)
     assert result.returncode == 0, result.stderr
     return root, result.stdout
 
@@ -77,6 +80,56 @@ def test_tensorboard_finds_train_and_val_curves_that_differ(trained):
     accumulator = event_accumulator.EventAccumulator(str(root / "logs" / "train"))
     accumulator.Reload()
     assert accumulator.Tags()["images"]
+
+
+def images_of(folder):
+    """{tag: [(step, PIL image)]} of the image summaries in ``folder``."""
+    accumulator = event_accumulator.EventAccumulator(
+        str(folder), size_guidance={event_accumulator.IMAGES: 0,
+                                    event_accumulator.HISTOGRAMS: 0})
+    accumulator.Reload()
+    return accumulator, {tag: [(e.step, Image.open(io.BytesIO(e.encoded_image_string)))
+                               for e in accumulator.Images(tag)]
+                         for tag in accumulator.Tags()["images"]}
+
+
+def test_tensorboard_shows_filters_histograms_activations_and_hparams(trained, workspace):
+    root, _ = trained
+    train, train_images = images_of(root / "logs" / "train")
+    # conv1_1's 64 filters, 3x3 drawn at 30x30, in an 8x8 grid with 1-pixel gaps
+    [(step, grid), *_] = train_images["filters/conv1_1/image"]
+    assert grid.size == (8 * 31 - 1, 8 * 31 - 1) and step == 1  # (the first: at step 1)
+    pixels = np.asarray(grid.convert("RGB"), np.float32)[:30, :30]  # the first filter
+    kernel = workspace[1]["conv1_1"][0][:, :, :, 0]  # (not trained away from in 60 steps)
+    assert np.corrcoef(pixels[::10, ::10].ravel(), kernel.ravel())[0, 1] > 0.9
+    layers = [layer for layer in vgg16.layer_names("vgg11") if layer not in ("fc6", "fc7")]
+    for kind in ("weights", "gradients"):
+        assert {f"{kind}/{layer}" for layer in layers} <= set(train.Tags()["histograms"])
+    weights_hist = train.Histograms("weights/conv2_1")
+    assert [e.step for e in weights_hist][:2] == [1, 31]  # every --summary-every 30 steps
+    # a sample of at most 2 ** 16 of its 3 * 3 * 64 * 128 = 73,728 weights: every second one
+    assert weights_hist[0].histogram_value.num == 73728 // 2
+    assert train.Histograms("gradients/fc8")[0].histogram_value.num == 512 * 10
+    # three validation images, the first 16 maps of each, at the first, middle and last of
+    # VGG11's 8 convolutions, conv1_1 (32x32), conv4_1 (4x4) and conv5_2 (2x2), each drawn at
+    # least 32 pixels on a side, with 1-pixel gaps
+    _, val_images = images_of(root / "logs" / "val")
+    assert set(val_images) == {"activations/conv1_1", "activations/conv4_1",
+                               "activations/conv5_2"}
+    for tag, shown in val_images.items():
+        assert [step for step, _ in shown] == [30, 60]
+        assert {image.size for _, image in shown} == {(16 * 33 - 1, 3 * 33 - 1)}
+        assert np.asarray(shown[-1][1]).std() > 10  # maps, not a blank
+    # the recipe, for the HParams tab: the flags of the run
+    hparams = event_accumulator.EventAccumulator(str(root / "logs"))
+    hparams.Reload()
+    [start] = hparams.Tensors("_hparams_/session_start_info")
+    data = plugin_data_pb2.HParamsPluginData.FromString(
+        hparams.summary_metadata["_hparams_/session_start_info"].plugin_data.content)
+    assert data.session_start_info.hparams["arch"].string_value == "vgg11"
+    assert data.session_start_info.hparams["batch_size"].number_value == 16
+    assert data.session_start_info.hparams["batch_norm"].bool_value is False
+    assert start.step == 0
 
 
 def test_best_checkpoint_is_kept_apart(trained):

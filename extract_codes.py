@@ -11,6 +11,13 @@ network, layer, image size, preprocessing, SHA-256 of the weights file, class na
 fingerprint of the images (paths, sizes, modification times). Run again with the same manifest,
 it touches nothing; anything changed recomputes. Files are written through temporary names and the
 manifest last, so a killed extraction never leaves codes that a later run would take as complete.
+
+``--projector`` also writes what TensorBoard's embedding projector reads into CODES_DIR (see
+projector.py): the codes of one split (``--projector-split``; test, else val, else train), at
+most ``--projector-max`` of them (a stable sample by a hash of the file names), their files and
+class names and a sprite of their thumbnails, for ``tensorboard --logdir CODES_DIR``. Codes that
+are up to date stay untouched; only a projector that is missing, or was made of another split,
+count or codes, is written.
 """
 
 import os
@@ -30,6 +37,7 @@ import devices  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
+import projector  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -46,7 +54,25 @@ def parse_args(argv=None):
                   choices={"dataset": tuple(input_data.SOURCES)})
     p.add_argument("--out", type=cli.path, required=True,
                    help="folder for the codes and their manifest")
+    p.add_argument("--projector", action="store_true",
+                   help="also write TensorBoard's embedding projector of one split's codes into "
+                   "--out (projector_config.pbtxt, a checkpoint of the codes, metadata.tsv, "
+                   "sprite.png): tensorboard --logdir OUT")
+    p.add_argument("--projector-split", choices=codes.SPLITS,
+                   help="the split whose codes --projector shows (default: test when the data "
+                   "set has one, else val, else train)")
+    p.add_argument("--projector-max", type=cli.at_least(1),
+                   help=f"at most this many images in the projector (default "
+                   f"{projector.DEFAULT_MAX}); of a larger split, a sample chosen by a hash of "
+                   "each file's name: the same images every run")
     args = p.parse_args(argv)
+    if not args.projector and (args.projector_split or args.projector_max is not None):
+        p.error("--projector-split and --projector-max go with --projector")
+    args.projector_max = args.projector_max or projector.DEFAULT_MAX
+    if args.projector_max > projector.MAX_POINTS:
+        p.error(f"--projector-max {args.projector_max}: at most {projector.MAX_POINTS} (their "
+                f"{projector.MIN_SIDE}x{projector.MIN_SIDE} thumbnails fill TensorBoard's "
+                f"{projector.SPRITE_LIMIT}x{projector.SPRITE_LIMIT} sprite)")
     network = nets.check_image_size(p, args)
     args.layer = args.layer or network.codes_default
     if args.layer not in network.code_layers:
@@ -123,6 +149,19 @@ def present_splits(args, source, options):
     return splits
 
 
+def write_projector(args, source, options, manifest, split):
+    """The projector (``--projector``) of ``split`` of the codes ``manifest`` describes, unless
+    it is there already."""
+    record, written = projector.write(args.out, manifest, split, args.projector_max, source,
+                                      args.data_dir, args.batch_size, args.val_size, options)
+    what = f"{record['count']} of the {record['of']} {split} images"
+    if written:
+        print(f"Wrote the projector of {what} ({record['tensor_name']}, thumbnails "
+              f"{record['side']}x{record['side']}): tensorboard --logdir {args.out}")
+    else:
+        print(f"The projector in {args.out} is up to date ({what}); nothing was written.")
+
+
 def run(args):
     source = input_data.SOURCES[args.dataset]
     source.prepare(args.data_dir)
@@ -133,13 +172,22 @@ def run(args):
     path = os.path.join(args.out, codes.MANIFEST)
     old = codes.intact(args.out) if os.path.exists(path) else None
     if old and codes.same_codes(old, manifest):
+        if args.projector:
+            shown = projector.choose_split(old["splits"], args.projector_split)
         print(f"The codes in {args.out} are up to date ({', '.join(old['splits'])}); nothing "
-              "was written.")
+              f"was written{' to them' if args.projector else ''}.")
+        if projector.remove_stale(args.out, old):  # (a run killed as the codes gave way)
+            print(f"Removed the projector of other codes from {args.out}")
+        if args.projector:
+            write_projector(args, source, options, old, shown)
         return 0
+    splits = present_splits(args, source, options)
+    if args.projector:  # (a split it cannot show stops the run before anything is written)
+        shown = projector.choose_split(splits, args.projector_split)
     os.makedirs(args.out, exist_ok=True)
     counts, parts = {}, {}
     try:
-        for split in present_splits(args, source, options):
+        for split in splits:
             values, labels = extract(args, source, split, options)
             files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
             parts[split] = os.path.join(args.out, f".{split}.npz.part")
@@ -153,13 +201,19 @@ def run(args):
                 os.remove(part)
         raise
     # Every split is made: only now do the old codes give way (a failure before this point
-    # leaves them as they were), the manifest last, so that a folder with one is complete.
+    # leaves them as they were), the manifest last, so that a folder with one is complete. A
+    # projector shows the old codes: it goes with them.
+    if projector.discard(args.out) and not args.projector:
+        print(f"Removed the projector of the old codes from {args.out} (--projector makes one "
+              "of the new)")
     if os.path.exists(path):
         os.remove(path)
     for split, part in parts.items():
         os.replace(part, os.path.join(args.out, f"{split}.npz"))
     cli.write_json(path, {**manifest, "splits": counts})
     print(f"Wrote {args.out}")
+    if args.projector:
+        write_projector(args, source, options, {**manifest, "splits": counts}, shown)
     return 0
 
 

@@ -197,11 +197,25 @@ def averaged_weights(ema):
         yield
 
 
+class Mistake(typing.NamedTuple):
+    """A wrongly classified image of a split (``run_split`` with ``details``)."""
+    index: int  # its position in the split
+    label: int
+    prediction: int
+    probability: float  # the network's probability of the (wrong) predicted class
+    pixels: typing.Optional[np.ndarray] = None  # uint8 RGB [S, S, 3] as the network saw it
+
+
 class SplitResult(typing.NamedTuple):
-    """Every image of a split: its label, the predicted class and its cross-entropy."""
+    """Every image of a split: its label, the predicted class and its cross-entropy; with
+    ``run_split``'s ``details`` also the probability of the predicted class, the top classes
+    and the most confident mistakes (None and () without)."""
     labels: np.ndarray
     predictions: np.ndarray
     losses: np.ndarray
+    probabilities: typing.Optional[np.ndarray] = None  # float32 [N]: of the predicted class
+    top_k: typing.Optional[np.ndarray] = None  # int32 [N, k]: classes by decreasing logit
+    mistakes: tuple = ()  # ``Mistake``s, most probable first (ties: earlier image first)
 
     @property
     def count(self):
@@ -216,6 +230,38 @@ class SplitResult(typing.NamedTuple):
         return float(np.mean(self.labels == self.predictions))
 
 
+class SplitDetails(typing.NamedTuple):
+    """The tensors ``run_split`` fetches beyond a tower's labels, predictions and losses (see
+    ``split_details``)."""
+    probabilities: tf.Tensor
+    top_k: typing.Optional[tf.Tensor]
+    mistakes: int
+    mistake_index: typing.Optional[tf.Tensor]
+    mistake_pixels: typing.Optional[tf.Tensor]
+
+
+def split_details(tower, top_k=0, mistakes=0, pixels=None):
+    """What ``run_split(..., details=)`` reports beyond labels, predictions and losses, built
+    into the tower's graph (before a session finalizes it): each image's probability of its
+    predicted class, its ``top_k`` classes (0: none), and the ``mistakes`` most confident
+    mistakes of the split. ``pixels``: the tower's input images as RGB 0..255 (e.g.
+    ``input_data.unprocess_batch`` of them), to keep the pixels of those mistakes; None (cached
+    codes) keeps none. Each batch picks its own most confident mistakes in the graph, so only
+    those pixels ever leave it."""
+    probability = tf.reduce_max(tf.nn.softmax(tf.cast(tower.logits, tf.float32)), axis=-1)
+    ranked = tf.math.top_k(tower.logits, k=top_k).indices if top_k else None
+    index = image_pixels = None
+    if mistakes:
+        wrong = tf.not_equal(tower.predictions, tower.labels)
+        count = tf.minimum(mistakes, tf.reduce_sum(tf.cast(wrong, tf.int32)))
+        # (top_k keeps the earlier of equal values first; right answers rank below any mistake)
+        index = tf.math.top_k(tf.where(wrong, probability, -1.0), k=count).indices
+        if pixels is not None:
+            image_pixels = tf.cast(tf.round(tf.clip_by_value(tf.gather(pixels, index), 0, 255)),
+                                   tf.uint8)
+    return SplitDetails(probability, ranked, mistakes, index, image_pixels)
+
+
 def each_batch(session, fetches):
     """Run ``fetches`` until the input pipeline is at its end; yield each batch's values."""
     while True:
@@ -225,14 +271,43 @@ def each_batch(session, fetches):
             return
 
 
-def run_split(session, iterator, tower):
+def most_confident(mistakes, limit):
+    """The ``limit`` most probable of ``mistakes``, most probable first, earlier image first
+    among equals."""
+    return tuple(sorted(mistakes, key=lambda m: (-m.probability, m.index))[:limit])
+
+
+def run_split(session, iterator, tower, details=None):
     """Run ``tower`` over its whole split once (from ``iterator.initializer`` to the end of the
-    data) and return a ``SplitResult`` of every image, the last partial batch included."""
+    data) and return a ``SplitResult`` of every image, the last partial batch included. With
+    ``details`` (``split_details`` of the tower) also each image's probability and top classes,
+    and the split's most confident mistakes, kept as the batches go by: never more than
+    ``details.mistakes`` images' pixels at a time, plus one batch's."""
     session.run(iterator.initializer)
-    batches = list(each_batch(session, [tower.labels, tower.predictions, tower.losses]))
-    if not batches:
-        return SplitResult(*(np.zeros(0, dtype) for dtype in (np.int32, np.int32, np.float32)))
-    return SplitResult(*(np.concatenate(column) for column in zip(*batches)))
+    fetches = {"labels": tower.labels, "predictions": tower.predictions, "losses": tower.losses}
+    if details is not None:
+        fetches.update((name, value) for name, value in details._asdict().items()
+                       if isinstance(value, tf.Tensor))
+    columns = {name: [] for name in fetches if not name.startswith("mistake_")}
+    mistakes, seen = (), 0
+    for batch in each_batch(session, fetches):
+        if "mistake_index" in batch:
+            pixels = batch.get("mistake_pixels")
+            mistakes = most_confident(mistakes + tuple(
+                Mistake(seen + int(i), int(batch["labels"][i]), int(batch["predictions"][i]),
+                        float(batch["probabilities"][i]), None if pixels is None else pixels[n])
+                for n, i in enumerate(batch["mistake_index"])), details.mistakes)
+        for name, column in columns.items():
+            column.append(batch[name])
+        seen += len(batch["labels"])
+    if not seen:
+        k = fetches["top_k"].shape[-1] if "top_k" in fetches else 0
+        empty = {"labels": np.zeros(0, np.int32), "predictions": np.zeros(0, np.int32),
+                 "losses": np.zeros(0, np.float32), "probabilities": np.zeros(0, np.float32),
+                 "top_k": np.zeros((0, k), np.int32)}
+        return SplitResult(**{name: empty[name] for name in columns})
+    return SplitResult(**{name: np.concatenate(column) for name, column in columns.items()},
+                       mistakes=mistakes)
 
 
 def classify(config, images):

@@ -477,7 +477,7 @@ def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluste
                 save_summaries_steps=args.summary_every if chief else None,
                 log_step_count_steps=0, config=config,
                 # the chief's token thread may wait for gradients nobody sends any more
-                stop_grace_period_secs=5 if cluster else 120) as session:
+                stop_grace_period_secs=1 if cluster else 120) as session:
             while not session.should_stop():
                 session.run(graph["train_op"])
     except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:

@@ -1,7 +1,7 @@
 """Towers on several (here: logical CPU) devices, and a cluster of TensorFlow's distributed
 runtime on 127.0.0.1: it trains to --max-steps, every task exits by itself, the chief's
-checkpoint evaluates, a killed worker and a killed chief rejoin. (That two towers make the update
-of one is in test_model.py.)"""
+checkpoint evaluates, a killed worker, parameter server and chief each rejoin, a parameter server
+that stays away ends every worker. (That two towers make the update of one is in test_model.py.)"""
 
 import json
 import signal
@@ -29,13 +29,13 @@ def losses(stdout):
 def test_two_towers_with_batch_norm_train(workspace, tmp_path):
     root, _ = workspace
     result = call("train_and_val.py", *SMALL, "--data-dir", root / "data", "--batch-norm",
-                 "--num-gpus", 2, "--tower-device", "cpu", "--batch-size", 32, "--max-steps", 25,
-                 "--val-every", 25, "--log-dir", tmp_path / "logs", cwd=tmp_path)
+                 "--num-gpus", 2, "--tower-device", "cpu", "--batch-size", 32, "--max-steps", 15,
+                 "--val-every", 15, "--log-dir", tmp_path / "logs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     seen = losses(result.stdout)
-    assert len(seen) == 5 and seen[-1] < 0.5 * seen[0], seen
+    assert len(seen) == 3 and seen[-1] < 0.5 * seen[0], seen
     checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
-    assert checkpoint.endswith("-25")
+    assert checkpoint.endswith("-15")
     # one set of variables (no per-tower copies), one set of batch-norm statistics
     names = [name for name, _ in tf1.train.list_variables(checkpoint)]
     assert not [n for n in names if "tower_" in n]
@@ -92,24 +92,36 @@ def test_the_cluster_comes_from_flags_or_tf_config():
             distributed.from_flags(Flags(), environ={"TF_CONFIG": bad})
 
 
-def test_cluster_py_trains_and_every_task_ends_by_itself(workspace, tmp_path):
-    root, _ = workspace
+def test_cluster_py_trains_towers_with_moving_averages_and_every_task_ends_by_itself(
+        workspace, tmp_path):
+    root, loaded = workspace
     logs = tmp_path / "logs"
     result = run("cluster.py", "--ps", 1, "--workers", 2, "--", *SMALL, "--data-dir",
-                 root / "data", "--batch-size", 16, "--max-steps", 8, "--val-every", 8,
-                 "--log-dir", logs, cwd=tmp_path, timeout=240)
+                 root / "data", "--batch-size", 16, "--max-steps", 6, "--val-every", 6,
+                 "--num-gpus", 2, "--tower-device", "cpu", "--ema-decay", 0.9,
+                 "--pretrained", root / "vgg11.npy", "--log-dir", logs, cwd=tmp_path,
+                 timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "[ps0] ps 0: every worker is done; exiting" in out
     assert "[worker1] worker1: done at step" in out
     assert "[worker0] Done:" in out and "[cluster] every task finished" in out
     assert not [line for line in out.splitlines() if line.startswith("[worker1] validation")]
-    assert tf1.train.latest_checkpoint(str(logs / "train")).endswith("-8")
-    assert "[worker0] validation at step 8" in out
+    assert "[worker0] validation at step 6" in out
     config = json.loads((logs / "train" / "config.json").read_text())
     assert len(config["runs"]) == 1  # the chief alone wrote it
+    checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
+    assert checkpoint.endswith("-6")
+    names = dict(tf1.train.list_variables(checkpoint))
+    assert not [n for n in names if "tower_" in n]  # one set of variables, on the ps
+    # the averages moved once a global step: neither the start nor the weights themselves
+    average = tf1.train.load_variable(checkpoint, "conv1_1/weights/ExponentialMovingAverage")
+    assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "conv1_1/weights"))
+    assert not np.array_equal(average, loaded["conv1_1"][0])
     evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
-    assert evaluated.returncode == 0 and "evaluated 203 test images" in evaluated.stdout
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "evaluating the moving averages" in evaluated.stdout
+    assert "evaluated 203 test images" in evaluated.stdout
 
 
 def free_ports(count):
@@ -167,7 +179,8 @@ def kill_left(tasks):
             process.communicate()
 
 
-def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspace, tmp_path):
+def test_a_killed_worker_parameter_server_and_chief_rejoin_and_the_job_finishes(workspace,
+                                                                               tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
     _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 16, "--val-every", 100))
@@ -177,7 +190,11 @@ def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspac
         tasks["worker"].send_signal(signal.SIGKILL)
         tasks["worker"].communicate()
         tasks["worker"] = task("worker", 1)  # rejoins the running job
-        wait_for(lambda: step_of(logs / "train") >= 8, tasks["chief"])
+        wait_for(lambda: step_of(logs / "train") >= 6, tasks["chief"])
+        tasks["ps"].kill()
+        tasks["ps"].communicate()
+        tasks["ps"] = task("ps", 0)  # its values are gone: the chief restores the checkpoint
+        wait_for(lambda: step_of(logs / "train") >= 10, tasks["chief"])
         tasks["chief"].send_signal(signal.SIGKILL)
         tasks["chief"].communicate()
         killed_at = step_of(logs / "train")
@@ -196,39 +213,11 @@ def test_a_killed_worker_and_a_killed_chief_rejoin_and_the_job_finishes(workspac
         kill_left(tasks)
 
 
-def test_workers_with_two_towers_and_moving_averages_train_and_evaluate(workspace, tmp_path):
-    root, loaded = workspace
-    logs = tmp_path / "logs"
-    training = [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--max-steps", 6,
-                "--val-every", 6, "--num-gpus", 2, "--tower-device", "cpu", "--ema-decay",
-                0.9, "--pretrained", root / "vgg11.npy", "--log-dir", logs]
-    ps, task = local_job(tmp_path, training)
-    tasks = start_all(task)
-    try:
-        outputs = {name: task.communicate(timeout=240) for name, task in tasks.items()}
-        for name, task in tasks.items():
-            assert task.returncode == 0, (name, outputs[name][1][-3000:])
-    finally:
-        kill_left(tasks)
-    checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
-    assert checkpoint.endswith("-6")
-    names = dict(tf1.train.list_variables(checkpoint))
-    assert not [n for n in names if "tower_" in n]  # one set of variables, on the ps
-    # the averages moved once a global step: neither the start nor the weights themselves
-    average = tf1.train.load_variable(checkpoint, "conv1_1/weights/ExponentialMovingAverage")
-    assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "conv1_1/weights"))
-    assert not np.array_equal(average, loaded["conv1_1"][0])
-    evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert "evaluating the moving averages" in evaluated.stdout
-    assert "evaluated 203 test images" in evaluated.stdout
-
-
 def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
     ps, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 1000, "--val-every",
-                                                1000, "--ps-wait", 5))
+                                                1000, "--ps-wait", 3))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 2, tasks["chief"])
@@ -238,28 +227,9 @@ def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_
         for name in ("chief", "worker"):
             _, err = tasks[name].communicate(timeout=120)  # (never a hang)
             assert tasks[name].returncode == 1, (name, err[-3000:])
-            assert f"parameter server ps0 at 127.0.0.1:{ps} has not answered for 5 s" in err
+            assert f"parameter server ps0 at 127.0.0.1:{ps} has not answered for 3 s" in err
             assert "Traceback" not in err
         assert time.time() - started < 60
     finally:
         kill_left(tasks)
     assert step_of(logs / "train") >= 2  # the checkpoints are there to resume from
-
-
-def test_a_parameter_server_started_again_is_rejoined_and_the_job_finishes(workspace, tmp_path):
-    root, _ = workspace
-    logs = tmp_path / "logs"
-    _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 12, "--val-every", 100))
-    tasks = start_all(task)
-    try:
-        wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])
-        tasks["ps"].kill()
-        tasks["ps"].communicate()
-        tasks["ps"] = task("ps", 0)  # its values are gone: the chief restores the checkpoint
-        for name in ("chief", "worker", "ps"):
-            out, err = tasks[name].communicate(timeout=180)
-            assert tasks[name].returncode == 0, (name, err[-3000:])
-        assert "every worker is done" in out
-    finally:
-        kill_left(tasks)
-    assert step_of(logs / "train") == 12

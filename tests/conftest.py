@@ -26,3 +26,16 @@ def workspace(tmp_path_factory):
     weights = helpers.he_weights("vgg11")
     py2_npy.write(str(root / "vgg11.npy"), weights)
     return root, weights
+
+
+# The files that take longest, longest first: pytest-xdist hands out whole files (--dist
+# loadfile) in the order collected (--no-loadscope-reorder), so the longest file starts at once
+# instead of last, and the two test processes end together. Files not named follow, as collected.
+LONGEST_FIRST = ("test_scale_out.py", "test_train_eval.py", "test_safety.py", "test_failures.py",
+                 "test_codes.py", "test_kills.py", "test_screen.py", "test_predict_export.py",
+                 "test_convert.py", "test_nets.py", "test_model.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # (stable: files keep order)

@@ -54,24 +54,24 @@ def test_until_stops_after_that_layer_with_its_output(name):
     rng = np.random.default_rng(0)
     side = network.default_image_size
     x = rng.uniform(-100, 100, (2, side, side, 3)).astype(np.float32)
-    for layer in network.layers[-3:-1]:  # the two layers before the head (VGG: fc6, fc7)
+    layers = network.layers[-3:-1]  # the two layers before the head (VGG: fc6, fc7)
+    with tf.Graph().as_default():
+        images, full, end_points = build_network(name, 10)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            expected = sess.run({layer: end_points[layer] for layer in layers}, {images: x})
+            values = {v.op.name: sess.run(v) for v in tf1.global_variables()}
+    for layer in layers:
         with tf.Graph().as_default():
-            images, full, end_points = build_network(name, 10)
+            images, cut, cut_points = build_network(name, 10, until=layer)
+            scopes = [v.op.name.split("/")[0] for v in tf1.global_variables()]
+            assert sorted(set(scopes)) == sorted(
+                network.layers[:network.layers.index(layer) + 1])
+            assert cut is cut_points[layer] and "logits" not in cut_points
             with tf1.Session() as sess:
-                sess.run(tf1.global_variables_initializer())
-                expected = sess.run(end_points[layer], {images: x})
-                cut_graph = tf.Graph()
-                values = {v.op.name: sess.run(v) for v in tf1.global_variables()}
-            with cut_graph.as_default():
-                images, cut, cut_points = build_network(name, 10, until=layer)
-                scopes = [v.op.name.split("/")[0] for v in tf1.global_variables()]
-                assert sorted(set(scopes)) == sorted(
-                    network.layers[:network.layers.index(layer) + 1])
-                assert cut is cut_points[layer] and "logits" not in cut_points
-                with tf1.Session() as sess:
-                    for v in tf1.global_variables():
-                        v.load(values[v.op.name], sess)
-                    np.testing.assert_array_equal(sess.run(cut, {images: x}), expected)
+                for v in tf1.global_variables():
+                    v.load(values[v.op.name], sess)
+                np.testing.assert_array_equal(sess.run(cut, {images: x}), expected[layer])
     with tf.Graph().as_default(), pytest.raises(ValueError, match="not a layer"):
         build_network(name, 10, until="fc9")
 

@@ -62,24 +62,24 @@ def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(sho
                 state.model_checkpoint_path)),
             [str(original / folder / os.path.basename(p))
              for p in state.all_model_checkpoint_paths])
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 14,
-                                                 "--save-every", 1, "--val-every", 7),
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12,
+                                                 "--save-every", 1, "--val-every", 6),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert resumed_step(result.stdout) == 6
     assert files(original) == before  # nothing of the original deleted or changed
-    assert steps(copy / "train")[-1] == 14 and len(steps(copy / "train")) == 5  # rotated
+    assert steps(copy / "train")[-1] == 12 and len(steps(copy / "train")) == 5  # rotated
     assert str(original) not in (copy / "train" / "checkpoint").read_text()
 
     moved = tmp_path / "moved"
     shutil.move(str(copy), str(moved))
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 15,
+    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 13,
                                                  "--log-dir", moved), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert resumed_step(result.stdout) == 14
+    assert resumed_step(result.stdout) == 12
     evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", moved,
                     cwd=tmp_path)
-    assert evaluated.returncode == 0 and "(step 15)" in evaluated.stdout
+    assert evaluated.returncode == 0 and "(step 13)" in evaluated.stdout
 
 
 def test_a_lost_checkpoint_index_resumes_from_the_newest_checkpoint(short_run, tmp_path):

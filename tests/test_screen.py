@@ -22,8 +22,8 @@ USER_ENV["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def short_run(root, tmp_path, *flags):
-    return train_args(root, tmp_path, "--pretrained", "none", "--max-steps", 10,
-                      "--log-every", 5, "--val-every", 10, *flags)
+    return train_args(root, tmp_path, "--pretrained", "none", "--max-steps", 6,
+                      "--log-every", 3, "--val-every", 6, *flags)
 
 
 def test_a_short_run_prints_its_own_lines_only(workspace, tmp_path):
@@ -35,9 +35,9 @@ def test_a_short_run_prints_its_own_lines_only(workspace, tmp_path):
     assert result.stderr == ""  # no start-up lines, no CUDA error, no deprecation warning
     lines = result.stdout.splitlines()
     assert len(lines) == 5, lines
-    assert lines[0].startswith("Training vgg11 on 400 images (train) from step 0 to 10")
-    assert [line.split()[1] for line in lines[1:3]] == ["5/10", "10/10"]
-    assert lines[3].startswith("validation at step 10") and lines[4].startswith("Done: ")
+    assert lines[0].startswith("Training vgg11 on 400 images (train) from step 0 to 6")
+    assert [line.split()[1] for line in lines[1:3]] == ["3/6", "6/6"]
+    assert lines[3].startswith("validation at step 6") and lines[4].startswith("Done: ")
 
     # --verbose: TensorFlow's start-up lines too (a run that stops at its first check will do)
     loud = subprocess.run(command("train_and_val.py", "--data-dir", tmp_path / "missing",
@@ -110,10 +110,10 @@ def test_a_live_bar_on_a_terminal_and_plain_lines_in_a_log_file(workspace, tmp_p
     code, shown = on_a_terminal("train_and_val.py", *short_run(root, tmp_path), cwd=tmp_path)
     assert code == 0, shown
     updates = [part for part in shown.replace("\r\n", "\n").split("\r") if "training:" in part]
-    assert len(updates) >= 10, shown  # redrawn step after step
-    assert "10/10" in updates[-1] and "images/s" in updates[-1] and "loss" in updates[-1]
+    assert len(updates) >= 6, shown  # redrawn step after step
+    assert "6/6" in updates[-1] and "images/s" in updates[-1] and "loss" in updates[-1]
     assert re.search(r"\[\d+:\d\d<\d+:\d\d", updates[-2])  # time taken < time left
-    assert "validation at step 10: loss" in shown and "Done: " in shown
+    assert "validation at step 6: loss" in shown and "Done: " in shown
 
     logged = call("train_and_val.py", *short_run(root, tmp_path / "again"), cwd=tmp_path)
     assert logged.returncode == 0, logged.stderr

@@ -264,8 +264,21 @@ FLAGS = {
                  "(LOG_DIR/best)"),
     # the recipe
     "learning-rate": dict(type=finite_float, default=0.01, help="peak learning rate"),
-    "lr-schedule": dict(choices=("cosine", "constant"), default="cosine",
-                        help="cosine: decay to 0 at the last step; constant: no decay"),
+    "lr-schedule": dict(choices=("cosine", "constant", "step", "plateau"), default="cosine",
+                        help="cosine: decay to 0 at the last step; constant: no decay; step: "
+                        "divide by 10 at the epochs of --lr-steps; plateau: the VGG paper's, "
+                        "multiply by --plateau-factor when validation accuracy stops improving, "
+                        "then stop early"),
+    "lr-steps": dict(help="with --lr-schedule step: the epochs at which the rate is divided by "
+                     "10, such as 30,60,90"),
+    "plateau-patience": dict(type=at_least(1), default=2, help="with --lr-schedule plateau: "
+                             "validations without a better accuracy before each decay (and "
+                             "before the early stop after the last one)"),
+    "plateau-factor": dict(type=finite_float, default=0.1,
+                           help="with --lr-schedule plateau: what each decay multiplies the "
+                           "rate by"),
+    "plateau-decays": dict(type=at_least(0), default=3, help="with --lr-schedule plateau: "
+                           "decays before the run stops early"),
     "warmup-steps": dict(type=at_least(0), help="steps of linear learning-rate warm-up "
                          "(default: --warmup-fraction of the run)"),
     "warmup-fraction": dict(type=finite_float, default=0.05, help="share of the run's steps "

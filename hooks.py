@@ -28,10 +28,13 @@ class ValidationHook(tf1.train.SessionRunHook):
     split; write loss and accuracy to ``run.val`` under the training tags; keep the best
     checkpoint in ``run.best``. ``activations`` ({layer: the tower's maps there}): the maps of
     the first few val images (the same ones each time: the val split is read in order) go to
-    ``run.val`` as the images ``activations/<layer>``."""
+    ``run.val`` as the images ``activations/<layer>``. ``schedule`` (a ``schedules.Plateau``)
+    hears every validation's accuracy, and may stop the run early."""
 
-    def __init__(self, every, iterator, tower, run, global_step, activations=None):
+    def __init__(self, every, iterator, tower, run, global_step, activations=None,
+                 schedule=None):
         self.every, self.iterator, self.tower = every, iterator, tower
+        self.schedule = schedule
         self.activations = activations or {}
         self.writer = tf1.summary.FileWriterCache.get(run.val)
         self.run, self.global_step = run, global_step
@@ -52,7 +55,10 @@ class ValidationHook(tf1.train.SessionRunHook):
     def after_run(self, run_context, run_values):
         step = run_values.results + 1  # the step just taken
         if step % self.every == 0:
-            self.validate(run_context.session, step)
+            stop = self.validate(run_context.session, step)
+            if stop:
+                say(stop)
+                run_context.request_stop()
 
     def end(self, session):
         step = session.run(self.global_step)
@@ -60,6 +66,7 @@ class ValidationHook(tf1.train.SessionRunHook):
             self.validate(session, step)
 
     def validate(self, session, step):
+        """Validate, keep the best, tell the schedule: the line of an early stop, or None."""
         start = time.time()
         result = model.run_split(session, self.iterator, self.tower)
         loss, accuracy = result.loss, result.accuracy
@@ -78,7 +85,14 @@ class ValidationHook(tf1.train.SessionRunHook):
         say(f"validation at step {step}: loss {loss:.4f}, accuracy {accuracy:.4f} on "
             f"{result.count} images{note}")
         self.last_step = step
+        stop = None
+        if self.schedule:
+            line, stopping = self.schedule.after_validation(session, step, accuracy)
+            if line and not stopping:
+                say(line)
+            stop = line if stopping else None
         self.seconds += time.time() - start
+        return stop
 
 
 class ProgressHook(tf1.train.SessionRunHook):

@@ -12,7 +12,6 @@ The test set is never touched here: evaluate.py measures it.
 """
 
 import contextlib
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import runs  # noqa: E402
+import schedules  # noqa: E402
 import summaries  # noqa: E402
 import tools  # noqa: E402
 import train_inputs  # noqa: E402
@@ -55,7 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--skip", help="comma-separated layers not to load from --pretrained ('' for "
                                   "none; default: the network's last layer, fc8)")
     cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
-                  "lr-schedule", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
+                  "lr-schedule", "lr-steps", "plateau-patience", "plateau-factor",
+                  "plateau-decays", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
                   "dropout-keep-prob", fc_size=None, arch=None,
                   choices={"arch": nets.NAMES})
@@ -158,6 +159,7 @@ def check_args(p, args):
         p.error(f"--trainable: {e}")
     if args.head and not args.codes:
         p.error("--head goes with --codes (a head on cached codes)")
+    schedules.check_flags(p, args)
     if args.batch_size % args.num_gpus:
         p.error(f"--batch-size {args.batch_size} does not split into --num-gpus "
                 f"{args.num_gpus} equal parts; give a multiple of {args.num_gpus}")
@@ -165,12 +167,6 @@ def check_args(p, args):
         train_inputs.Codes.check_flags(p, args, network)
     else:
         args.head_size = 0
-
-
-def warmup_steps(args, max_steps):
-    if args.warmup_steps is not None:
-        return args.warmup_steps
-    return round(args.warmup_fraction * max_steps)
 
 
 def resolve_fc_size(args, run, resuming):
@@ -182,22 +178,6 @@ def resolve_fc_size(args, run, resuming):
         args.fc_size = config["model"]["fc_size"] if "model" in config else (
             cli.default("fc-size") if args.fold_fc6 or
             args.image_size == nets.get(args.arch).imagenet_image_size else 0)
-
-
-def learning_rate(args, global_step, max_steps):
-    """The learning rate at ``global_step``:
-    1) cosine decay from --learning-rate at step 0 to 0 at ``max_steps`` (or constant);
-    2) times a linear warm-up from 1/W to 1 over the first W steps: --warmup-steps, or else
-       --warmup-fraction of the run."""
-    step = tf.cast(global_step, tf.float32)
-    rate = tf.constant(args.learning_rate, tf.float32)
-    if args.lr_schedule == "cosine":
-        progress = tf.minimum(step / float(max_steps), 1.0)
-        rate = rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
-    warmup = warmup_steps(args, max_steps)
-    if warmup:
-        rate = rate * tf.minimum(1.0, (step + 1.0) / float(warmup))
-    return rate
 
 
 def resolve_pretrained(args):
@@ -250,11 +230,11 @@ def session_config(args, cluster=None):
 
 
 def train_step(args, config, images, labels, trainable, global_step, max_steps, protocol,
-               codes=False, ema=None):
+               codes=False, ema=None, steps_per_epoch=1.0, plateau=None):
     """``(train_op, figures of the whole batch, trained variables, optimizer)``: one tower, or
     --num-gpus towers with their gradients averaged; in a cluster, synchronous replicas unless
     --async (``protocol``), which then also update ``ema`` once a global step."""
-    rate = learning_rate(args, global_step, max_steps)
+    rate = schedules.learning_rate(args, global_step, max_steps, steps_per_epoch, plateau)
     optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
     tower_args = dict(is_training=True, weight_decay=args.weight_decay,
                       trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
@@ -284,7 +264,7 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     return train_op, figures, made[0].var_list, optimizer
 
 
-def build_graph(args, data, max_steps, cluster=None, protocol=None):
+def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=None):
     """The training step on ``data`` (a ``train_inputs`` input), its summaries, the validation
     tower when there is a val split, and in a cluster the protocol's ops."""
     global_step = tf1.train.get_or_create_global_step()
@@ -298,9 +278,11 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
     synchronous = protocol is not None and not protocol.async_updates
     ema = tf1.train.ExponentialMovingAverage(args.ema_decay, num_updates=global_step) \
         if args.ema_decay and synchronous else None
+    plateau = schedules.Plateau(args.plateau_patience, args.plateau_factor,
+                                args.plateau_decays) if args.lr_schedule == "plateau" else None
     train_op, figures, var_list, optimizer = train_step(
         args, config, images, labels, data.trainable_layers(args), global_step, max_steps,
-        protocol, codes=data.codes, ema=ema)
+        protocol, codes=data.codes, ema=ema, steps_per_epoch=steps_per_epoch, plateau=plateau)
     total_loss, rate = figures["total_loss"], figures["learning_rate"]
     ema_sync = None
     if ema:
@@ -322,7 +304,7 @@ def build_graph(args, data, max_steps, cluster=None, protocol=None):
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
              "ema_sync": ema_sync, "images": images, "var_list": var_list,
-             "end_points": figures["end_points"]}
+             "end_points": figures["end_points"], "plateau": plateau}
     if args.val_size != 0:
         val_images, val_labels, graph["val_iterator"] = data.val_batches(args, config)
         # validation reads the moving averages when there are some, as evaluate.py does
@@ -418,16 +400,18 @@ def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=Tru
     if args.val_size != 0 and chief:
         validation = hooks.ValidationHook(args.val_every, graph["val_iterator"],
                                           graph["val_tower"], run, graph["global_step"],
-                                          graph["val_activations"])
+                                          graph["val_activations"], graph["plateau"])
     progress = hooks.ProgressHook(args.log_every, graph["progress"], args.batch_size,
                                   steps_per_epoch, max_steps, run.train if chief else None,
                                   validation)
     saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=args.save_every,
                                            scaffold=scaffold)] if chief else []
     sync = protocol.hooks() if protocol else []
+    # (validation before the saver: a checkpoint of a validation's step holds what it changed
+    # in the learning-rate schedule)
     return sync + [tf1.train.StopAtStepHook(last_step=max_steps),
-                   tf1.train.NanTensorHook(graph["loss"])] + saver + [progress] + (
-        [validation] if validation else []) + [hooks.StopOnSignalHook()]
+                   tf1.train.NanTensorHook(graph["loss"]), progress] + (
+        [validation] if validation else []) + saver + [hooks.StopOnSignalHook()]
 
 
 def hook(session_hooks, kind):
@@ -541,7 +525,7 @@ def train(args):
         server = distributed.start_server(cluster, session_config(args, cluster)) \
             if cluster else None
         with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
-            graph = build_graph(args, data, max_steps, cluster, protocol)
+            graph = build_graph(args, data, max_steps, steps_per_epoch, cluster, protocol)
         check_fits(args, graph)
 
         ###########################################

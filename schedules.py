@@ -1,0 +1,125 @@
+"""The learning rate of a training run, step by step: cosine decay to 0 at the last step,
+constant, step (divided by 10 at the epochs of --lr-steps: torchvision's VGG recipe) or plateau
+(the VGG paper's: multiplied by --plateau-factor when validation accuracy has not improved on its
+best for --plateau-patience validations, at most --plateau-decays times, then an early stop);
+each times a linear warm-up. The plateau's state (its factor, the best accuracy, the validations
+without improvement, the decays made) lives in variables under ``lr_schedule/``, so every
+checkpoint carries it and a resumed run goes on at the same rate with the same counts.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+def check_flags(p, args):
+    """The schedule's own flags, checked with the parser ``p`` (``p.error`` on a bad one);
+    ``args.lr_steps`` becomes a tuple of epochs."""
+    given = args.lr_steps
+    if given is not None and args.lr_schedule != "step":
+        p.error("--lr-steps goes with --lr-schedule step")
+    if args.lr_schedule == "step":
+        try:
+            epochs = tuple(float(e) for e in (given or "").split(","))
+        except ValueError:
+            epochs = ()
+        if not epochs or any(not (e > 0 and math.isfinite(e)) for e in epochs) or \
+                list(epochs) != sorted(set(epochs)):
+            p.error(f"--lr-steps {given!r}: give the epochs at which the rate is divided by 10, "
+                    "positive and increasing, such as --lr-steps 30,60,90")
+        args.lr_steps = epochs
+    if args.lr_schedule == "plateau":
+        if not 0 < args.plateau_factor < 1:
+            p.error("--plateau-factor must be above 0 and below 1")
+        if args.val_size == 0:
+            p.error("--lr-schedule plateau decays when validation stops improving: it needs a "
+                    "validation split (--val-size above 0)")
+
+
+def warmup_steps(args, max_steps):
+    if args.warmup_steps is not None:
+        return args.warmup_steps
+    return round(args.warmup_fraction * max_steps)
+
+
+def learning_rate(args, global_step, max_steps, steps_per_epoch, plateau=None):
+    """The learning rate at ``global_step``: --learning-rate times the schedule's factor
+    (cosine: from 1 at step 0 to 0 at ``max_steps``; step: 0.1 for each of --lr-steps' epochs
+    reached; plateau: ``plateau.factor``), times a linear warm-up from 1/W to 1 over the first W
+    steps (--warmup-steps, or else --warmup-fraction of the run)."""
+    step = tf.cast(global_step, tf.float32)
+    rate = tf.constant(args.learning_rate, tf.float32)
+    if args.lr_schedule == "cosine":
+        progress = tf.minimum(step / float(max_steps), 1.0)
+        rate = rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
+    elif args.lr_schedule == "step":
+        epoch = step / float(steps_per_epoch)
+        reached = tf.add_n([tf.cast(epoch >= e, tf.float32) for e in args.lr_steps])
+        rate = rate * tf.pow(0.1, reached)
+    elif args.lr_schedule == "plateau":
+        rate = rate * plateau.factor
+    warmup = warmup_steps(args, max_steps)
+    if warmup:
+        rate = rate * tf.minimum(1.0, (step + 1.0) / float(warmup))
+    return rate
+
+
+def plateau_step(state, accuracy, patience, factor, decays):
+    """The plateau schedule after one validation: ``(state, what happened)`` with ``state`` =
+    (factor, best accuracy, validations without improvement, decays made) and what happened
+    one of "improved", "waiting", "decayed", "stop"."""
+    rate_factor, best, waited, made = state
+    if accuracy > best:
+        return (rate_factor, accuracy, 0, made), "improved"
+    waited += 1
+    if waited < patience:
+        return (rate_factor, best, waited, made), "waiting"
+    if made < decays:
+        return (rate_factor * factor, best, 0, made + 1), "decayed"
+    return (rate_factor, best, waited, made), "stop"
+
+
+def validations(count):
+    return f"{count} validation{'' if count == 1 else 's'}"
+
+
+class Plateau:
+    """The plateau schedule's state as variables of the graph (saved with every checkpoint) and
+    ``after_validation``, which updates them after a validation and says what happened."""
+
+    NAMES = ("factor", "best_accuracy", "bad_validations", "decays")
+
+    def __init__(self, patience, factor, decays):
+        self.patience, self.decay_factor, self.decays = patience, factor, decays
+        with tf1.variable_scope("lr_schedule"):
+            self.variables = [
+                tf1.get_variable(name, initializer=np.array(start, dtype), trainable=False,
+                                 use_resource=False)
+                for name, start, dtype in zip(self.NAMES, (1.0, -1.0, 0, 0),
+                                              (np.float32, np.float32, np.int32, np.int32))]
+        self.factor = self.variables[0]
+        self.values = [tf1.placeholder(v.dtype.base_dtype, [], f"lr_schedule_{name}")
+                       for v, name in zip(self.variables, self.NAMES)]
+        self.assign = tf.group(*[tf1.assign(v, value)
+                                 for v, value in zip(self.variables, self.values)])
+
+    def after_validation(self, session, step, accuracy):
+        """Update the state with this validation's ``accuracy``; a line to print (a decay, or
+        the early stop, which then ``stop`` is True for) or None: ``(line, stop)``."""
+        state = tuple(session.run(self.variables))
+        state, event = plateau_step(state, accuracy, self.patience, self.decay_factor,
+                                    self.decays)
+        session.run(self.assign, dict(zip(self.values, state)))
+        rate_factor, best, waited, made = state
+        if event == "decayed":
+            return (f"learning rate multiplied by {self.decay_factor:g} at step {step} "
+                    f"(decay {made} of {self.decays}): validation accuracy has not improved "
+                    f"on {best:.4f} for {validations(self.patience)}"), False
+        if event == "stop":
+            return (f"stopped early at step {step}: validation accuracy has not improved on "
+                    f"{best:.4f} for {validations(waited)} after "
+                    + (f"the last of {self.decays} decays" if self.decays else
+                       "--plateau-decays 0")), True
+        return None, False

@@ -151,7 +151,8 @@ def activation_summary(maps_by_layer):
 
 # The flags that make a run's recipe: what the HParams tab compares runs by.
 HPARAMS = ("arch", "batch_norm", "fc_size", "image_size", "dataset", "pretrained", "trainable",
-           "batch_size", "learning_rate", "lr_schedule", "warmup_steps", "momentum",
+           "batch_size", "learning_rate", "lr_schedule", "lr_steps", "plateau_patience",
+           "plateau_factor", "plateau_decays", "warmup_steps", "momentum",
            "nesterov", "weight_decay", "label_smoothing", "dropout_keep_prob", "ema_decay",
            "clip_norm", "max_steps", "no_augment", "precision", "num_gpus", "codes", "head",
            "seed")

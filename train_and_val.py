@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import devices  # noqa: E402
 import distributed  # noqa: E402
+import from_run  # noqa: E402
 import hooks  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
@@ -47,8 +48,12 @@ def parse_args(argv=None):
                   dataset=None, data_dir=None,
                   choices={"dataset": tuple(input_data.SOURCES)})
     p.add_argument("--pretrained", default="auto",
-                   help="weights .npy to start from; 'auto' = pretrained/ARCH.npy, made by "
-                        "convert_weights.py when missing; 'none' trains from scratch")
+                   help="weights .npy to start from, or a run's log dir or checkpoint (every "
+                        "layer that matches by name and shape); 'auto' = pretrained/ARCH.npy, "
+                        "made by convert_weights.py when missing; 'none' trains from scratch")
+    p.add_argument("--init-layers", choices=("all", "paper"), default="all",
+                   help="which layers --pretrained may give: all that match, or the VGG "
+                        "paper's set (conv1_1, conv2_1, conv3_1, conv3_2, fc6-fc8)")
     p.add_argument("--fold-fc6", action="store_true",
                    help="at inputs whose pool5 is 1x1 (32x32), load the pretrained fc6 summed over "
                         "its 7x7 positions instead of leaving fc6 at its initial value")
@@ -140,6 +145,9 @@ def check_args(p, args):
         if not 0 <= getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be at least 0 and below 1")
     args.skip = [network.head] if args.skip is None else [s for s in args.skip.split(",") if s]
+    if args.init_layers == "paper":
+        args.skip += [s for s in network.layers
+                      if s not in from_run.PAPER_LAYERS and s not in args.skip]
     unknown = [s for s in args.skip if s not in network.layers]
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
@@ -185,6 +193,8 @@ def resolve_pretrained(args):
     if args.pretrained == "none":
         return None
     if args.pretrained != "auto":
+        if from_run.is_run(args.pretrained):
+            return args.pretrained
         if not os.path.isfile(args.pretrained):
             raise cli.UsageError(f"--pretrained {args.pretrained}: no such file (give the "
                                  "weights file, 'auto', or 'none' to train from scratch)")
@@ -362,6 +372,8 @@ def start_or_resume(args, run):
     path = resolve_pretrained(args)
     if not path:
         return None, 0, None
+    if from_run.is_run(path):
+        return None, 0, (from_run.find(path), None)
     layers = weights.check_finite(weights.read_weights(path), path, args.skip)
     if args.fc_size and "fc6" not in layers and "fc6" not in args.skip and (
             args.fold_fc6 or args.image_size == nets.get(args.arch).imagenet_image_size):
@@ -545,7 +557,9 @@ def train(args):
 
         def warm_start(scaffold, session):
             data.warm_start(session)
-            if pretrained:
+            if pretrained and pretrained[1] is None:  # a checkpoint of a run
+                from_run.load(pretrained[0], session, nets.get(args.arch).layers, args.skip)
+            elif pretrained:
                 weights.load_pretrained(pretrained[0], session, skip=args.skip,
                                         layers=pretrained[1],
                                         fold=("fc6",) if args.fold_fc6 else ())

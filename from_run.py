@@ -1,0 +1,89 @@
+"""Warm-starting from another run: ``--pretrained`` given a run's log dir (its newest checkpoint
+in train/), a folder of checkpoints (its newest) or a checkpoint prefix. Every variable of a
+layer whose variables all match by name and shape is copied from the checkpoint (batch-norm
+parameters and moving statistics too); the optimizer's slots, the moving averages, the step and
+the learning-rate schedule's state are not: the new run starts its own.
+
+``PAPER_LAYERS`` is the VGG paper's set (section 3.1): the deeper configurations started from
+configuration A's first four convolutional layers and its three fully connected layers. In this
+project's names those are conv1_1, conv2_1, conv3_1, conv3_2 and fc6-fc8, with the same shapes in
+VGG11, VGG13, VGG16 and VGG19 (in the deeper ones conv1_2 and conv2_2 sit between them, so the
+layers of the same name are at other depths, as they were in the paper).
+"""
+
+import os
+import re
+
+import tensorflow as tf
+
+import runs
+from cli import UsageError
+
+tf1 = tf.compat.v1
+
+PAPER_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "fc6", "fc7", "fc8")
+_NOT_COPIED = re.compile(r"(^|/)(Momentum|ExponentialMovingAverage)(_\d+)?$|^global_step$|"
+                         r"^lr_schedule/")
+
+
+def is_run(path):
+    """Whether ``--pretrained path`` names a run or a checkpoint rather than a weights file."""
+    return os.path.isdir(path) or not os.path.isfile(path) and tf1.train.checkpoint_exists(
+        path) or bool(re.search(r"\.(index|data-\d+-of-\d+)$", path))
+
+
+def find(path):
+    """The checkpoint ``--pretrained path`` names; UsageError when there is none."""
+    try:
+        if os.path.isdir(runs.RunDir(path).train):  # a run's log dir
+            return runs.find_checkpoint(path)
+        return runs.find_checkpoint(None, checkpoint=path)
+    except UsageError as e:
+        raise UsageError(f"--pretrained {path}: {e}") from None
+
+
+def copied(name):
+    return not _NOT_COPIED.search(name)
+
+
+def load(checkpoint, session, layers, skip=(), verbose=True):
+    """Copy the variables of the network's ``layers`` (outside ``skip``) from ``checkpoint`` into
+    the session's graph, a layer whole or not at all; ``[(layer, status, detail)]`` like
+    ``weights.load_pretrained``'s, printed one line a layer unless ``verbose`` is False."""
+    reader = tf1.train.load_checkpoint(checkpoint)
+    saved = reader.get_variable_to_shape_map()
+    by_layer = {}
+    for variable in tf1.global_variables():
+        name = variable.op.name
+        if copied(name) and name.split("/")[0] in layers:
+            by_layer.setdefault(name.split("/")[0], []).append(variable)
+    in_checkpoint = {name.split("/")[0] for name in saved if copied(name)}
+    report = []
+    for layer in layers:
+        variables = by_layer.get(layer, [])
+        if layer in skip:
+            report.append((layer, "skipped", "asked"))
+        elif not variables:
+            if layer in in_checkpoint:
+                report.append((layer, "not in graph", ""))
+        elif layer not in in_checkpoint:
+            report.append((layer, "not in checkpoint", "left at its initial value"))
+        else:
+            missing = [v.op.name for v in variables if v.op.name not in saved]
+            wrong = [f"{v.op.name} {saved[v.op.name]} vs graph {v.shape.as_list()}"
+                     for v in variables if v.op.name in saved
+                     and saved[v.op.name] != v.shape.as_list()]
+            if missing or wrong:
+                report.append((layer, "not loaded", "; ".join(
+                    ([f"{', '.join(missing)} not in the checkpoint"] if missing else []) + wrong)
+                    + "; left at its initial value"))
+                continue
+            for variable in variables:
+                session.run(variable.initializer, {variable.initializer.inputs[1]:
+                                                   reader.get_tensor(variable.op.name)})
+            report.append((layer, "loaded", f"{len(variables)} variables"))
+    if verbose:
+        print(f"Weights from {checkpoint}:")
+        for layer, status, detail in report:
+            print(f"  {layer:8s} {status}{': ' + detail if detail else ''}")
+    return report

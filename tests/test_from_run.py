@@ -1,0 +1,80 @@
+"""--pretrained from a run: the VGG paper's initialisation of a deeper VGG from a trained VGG11
+(--init-layers paper: exactly its layers, batch-norm statistics too), every match with
+--init-layers all, and a checkpoint that is not there is one line."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import from_run
+from helpers import call, one_line_error
+
+tf1 = tf.compat.v1
+FLAGS = ["--batch-size", 16, "--val-size", 100, "--fc-size", 64, "--batch-norm",
+         "--log-every", 1]
+
+
+@pytest.fixture(scope="module")
+def vgg11_run(workspace, tmp_path_factory):
+    root, _ = workspace
+    logs = tmp_path_factory.mktemp("vgg11") / "logs"
+    result = call("train_and_val.py", *FLAGS, "--arch", "vgg11", "--pretrained", "none",
+                  "--data-dir", root / "data", "--max-steps", 3, "--log-dir", logs, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root, logs
+
+
+def start_from(root, logs, tmp_path, arch, *flags):
+    result = call("train_and_val.py", *FLAGS, "--arch", arch, "--pretrained", logs,
+                  "--data-dir", root / "data", "--max-steps", 1, "--log-dir", tmp_path / arch,
+                  *flags, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = {line.split()[0]: line.split(None, 1)[1] for line in
+              result.stdout.split("Weights from ")[1].splitlines()[1:] if line.startswith("  ")}
+    return result, report, str(tmp_path / arch / "train" / "model.ckpt-0")  # (before step 1)
+
+
+def values(checkpoint, layer):
+    return {name: tf1.train.load_variable(checkpoint, name)
+            for name, _ in tf1.train.list_variables(checkpoint)
+            if name.split("/")[0] == layer and from_run.copied(name)}
+
+
+def test_the_papers_layers_of_a_vgg11_run_start_a_vgg16(vgg11_run, tmp_path):
+    root, logs = vgg11_run
+    result, report, start = start_from(root, logs, tmp_path, "vgg16", "--init-layers", "paper",
+                                       "--skip", "")
+    source = str(logs / "train" / "model.ckpt-3")
+    assert f"Weights from {source}:" in result.stdout
+    loaded = [layer for layer, status in report.items() if status.startswith("loaded")]
+    assert loaded == list(from_run.PAPER_LAYERS)
+    for layer in loaded:
+        theirs, ours = values(source, layer), values(start, layer)
+        # batch norm's scale, offset and moving statistics come too
+        assert len(theirs) == (6 if layer.startswith("conv") else 2) and theirs.keys() == \
+            ours.keys()
+        for name, value in theirs.items():
+            np.testing.assert_array_equal(ours[name], value, err_msg=name)
+    assert report["conv1_2"].startswith("skipped") and report["conv5_3"].startswith("skipped")
+    assert not [n for n, _ in tf1.train.list_variables(start) if "lr_schedule" in n]
+
+
+def test_every_layer_that_matches_starts_a_vgg13_and_the_rest_is_named(vgg11_run, tmp_path):
+    root, logs = vgg11_run
+    _, report, start = start_from(root, logs, tmp_path, "vgg13", "--fc-size", 32)
+    for layer in ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "conv4_1", "conv5_2"):
+        assert report[layer] == "loaded: 6 variables", layer
+    assert report["conv1_2"] == "not in checkpoint: left at its initial value"
+    assert report["fc6"].startswith("not loaded: fc6/weights [512, 64] vs graph [512, 32]")
+    assert report["fc8"] == "skipped: asked"  # (the default --skip, as with a weights file)
+    assert tf1.train.load_variable(start, "global_step") == 0
+
+
+def test_a_run_or_checkpoint_that_is_not_there_is_one_line(workspace, tmp_path):
+    root, _ = workspace
+    (tmp_path / "empty").mkdir()
+    for missing in (tmp_path / "empty", tmp_path / "logs" / "train" / "model.ckpt-9.index"):
+        line = one_line_error(call("train_and_val.py", *FLAGS, "--arch", "vgg11",
+                                   "--pretrained", missing, "--data-dir", root / "data",
+                                   "--log-dir", tmp_path / "new", cwd=tmp_path))
+        assert line.startswith(f"train_and_val.py: --pretrained {missing}: "), line

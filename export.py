@@ -3,6 +3,7 @@
     python export.py --out exported/cifar10                # the latest checkpoint of logs/train
     python export.py --best --log-dir logs/flowers --out exported/flowers
     python export.py --weights pretrained/vgg16.npy --arch vgg16 --out exported/imagenet
+    python export.py --log-dir logs/vgg11 --npy shared/vgg11-cifar10.npy  # the public layout
     saved_model_cli show --dir exported/cifar10/1 --all
 
 Each export goes into a new version folder, OUT/1, then OUT/2 ... (the layout TensorFlow Serving
@@ -26,11 +27,14 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("export.py")
 
 # (the heavy imports come after that)
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import model  # noqa: E402
 import nets  # noqa: E402
 import serving  # noqa: E402
+import tools  # noqa: E402
+import weights  # noqa: E402
 
 tf1 = tf.compat.v1
 CLASS_NAMES_FILE = "class_names.txt"
@@ -44,12 +48,19 @@ def parse_args(argv=None):
     which.add_argument("--weights", help="export a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy) with ImageNet's 1000 classes instead")
     cli.add_flags(p, "arch", "verbose", choices={"arch": nets.NAMES})
-    p.add_argument("--out", type=cli.path, required=True,
+    p.add_argument("--out", type=cli.path,
                    help="the model's folder; this export becomes its next version, OUT/N")
+    p.add_argument("--npy", type=cli.path,
+                   help="write the weights instead, in the layout of the public vgg16.npy (a "
+                        "0-d object array of {layer: [weights, biases]}; batch norm folded "
+                        "into them); an existing file is never overwritten")
     p.add_argument("--no-ema", action="store_true",
                    help="export a run's trained weights even when its checkpoint holds their "
                         "moving averages")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.out is None) == (args.npy is None):
+        p.error("give --out (a SavedModel) or --npy (a weights file), one of them")
+    return args
 
 
 def next_version(out):
@@ -74,9 +85,47 @@ def build(classifier, session):
                                  "class_names": names})
 
 
+def layer_arrays(session):
+    """``{layer: [weights, biases]}`` of the session's graph as the public file holds them:
+    batch norm (inference: its moving statistics) folded into the convolution before it, so
+    that the same layers without batch norm compute the same."""
+    layers = {}
+    for layer, (w, b) in weights.graph_layers(session.graph).items():
+        kernel, bias = session.run([w, b])
+        scope = f"{layer}/batch_norm/"
+        norm = [v for v in tf1.global_variables() if v.op.name.startswith(scope)]
+        if norm:
+            values = {v.op.name[len(scope):]: session.run(v) for v in norm}
+            scale = values["gamma"] / np.sqrt(values["moving_variance"] +
+                                              tools.BATCH_NORM_EPSILON)
+            kernel = kernel * scale
+            bias = (bias - values["moving_mean"]) * scale + values["beta"]
+        layers[layer] = [np.asarray(kernel, np.float32), np.asarray(bias, np.float32)]
+    return layers
+
+
+def write_npy(classifier, path):
+    if os.path.exists(path):
+        raise cli.UsageError(f"--npy {path} exists already; give another path (nothing is "
+                             "overwritten)")
+    with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
+        build(classifier, session)
+        layers = layer_arrays(session)
+    try:
+        weights.write_weights(path, layers)
+    except OSError as e:
+        raise cli.UsageError(f"--npy {path}: cannot write it ({e.strerror or e})") from None
+    folded = " (batch norm folded in)" if classifier.config.get("batch_norm") else ""
+    print(f"Wrote the {len(layers)} layers of {classifier.source} ({', '.join(layers)}) to "
+          f"{path}{folded}")
+    return 0
+
+
 def export(args):
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    if args.npy:
+        return write_npy(classifier, args.npy)
     version = next_version(args.out)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete

@@ -1,12 +1,16 @@
 """--pretrained from a run: the VGG paper's initialisation of a deeper VGG from a trained VGG11
 (--init-layers paper: exactly its layers, batch-norm statistics too), every match with
---init-layers all, and a checkpoint that is not there is one line."""
+--init-layers all, and a checkpoint that is not there is one line; and the other direction,
+export.py --npy: a run's weights in the public layout."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import from_run
+import tools
+import vgg16
+import weights
 from helpers import call, one_line_error
 
 tf1 = tf.compat.v1
@@ -78,3 +82,33 @@ def test_a_run_or_checkpoint_that_is_not_there_is_one_line(workspace, tmp_path):
                                    "--pretrained", missing, "--data-dir", root / "data",
                                    "--log-dir", tmp_path / "new", cwd=tmp_path))
         assert line.startswith(f"train_and_val.py: --pretrained {missing}: "), line
+
+
+def test_export_npy_writes_the_public_layout_that_gives_the_runs_logits(vgg11_run, tmp_path):
+    root, logs = vgg11_run
+    out = tmp_path / "vgg11.npy"
+    result = call("export.py", "--log-dir", logs, "--npy", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(batch norm folded in)" in result.stdout
+    layers = weights.read_weights(str(out))  # the project's own safe reader
+    assert sorted(layers) == sorted(vgg16.layer_names("vgg11"))
+    source = str(logs / "train" / "model.ckpt-3")
+    for name in ("weights", "biases"):  # fc layers have no batch norm: exactly the checkpoint's
+        np.testing.assert_array_equal(layers["fc6"][("weights", "biases").index(name)],
+                                      tf1.train.load_variable(source, f"fc6/{name}"))
+    x = np.random.default_rng(0).uniform(-100, 100, (4, 32, 32, 3)).astype(np.float32)
+
+    def logits(batch_norm, load):
+        with tf.Graph().as_default():
+            images = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+            out, _ = vgg16.build(images, 10, "vgg11", batch_norm=batch_norm, fc_size=64)
+            with tf1.Session() as session:
+                load(session)
+                return session.run(out, {images: x})
+    expected = logits(True, lambda s: tf1.train.Saver(tf1.global_variables()).restore(s, source))
+    got = logits(False, lambda s: tools.load_pretrained(str(out), s, skip=(), strict=True,
+                                                        verbose=False))
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-5
+    again = call("export.py", "--log-dir", logs, "--npy", out, cwd=tmp_path)
+    assert one_line_error(again, "export.py").endswith("exists already; give another path "
+                                                       "(nothing is overwritten)")

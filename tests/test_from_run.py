@@ -109,6 +109,8 @@ def test_export_npy_writes_the_public_layout_that_gives_the_runs_logits(vgg11_ru
     got = logits(False, lambda s: tools.load_pretrained(str(out), s, skip=(), strict=True,
                                                         verbose=False))
     assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-5
+    written = out.read_bytes()
     again = call("export.py", "--log-dir", logs, "--npy", out, cwd=tmp_path)
     assert one_line_error(again, "export.py").endswith("exists already; give another path "
                                                        "(nothing is overwritten)")
+    assert out.read_bytes() == written

@@ -68,7 +68,7 @@ def plateau_run(root, tmp_path, max_steps):
     return call("train_and_val.py", *train_args(
         root, tmp_path, "--pretrained", "none", "--learning-rate", 1e-12, "--lr-schedule",
         "plateau", "--plateau-patience", 2, "--plateau-decays", 2, "--val-every", 1,
-        "--save-every", 1, "--max-steps", max_steps), cwd=tmp_path)
+        "--val-size", 20, "--save-every", 1, "--max-steps", max_steps), cwd=tmp_path)
 
 
 def state(checkpoint):

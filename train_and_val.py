@@ -196,8 +196,9 @@ def resolve_pretrained(args):
         if from_run.is_run(args.pretrained):
             return args.pretrained
         if not os.path.isfile(args.pretrained):
-            raise cli.UsageError(f"--pretrained {args.pretrained}: no such file (give the "
-                                 "weights file, 'auto', or 'none' to train from scratch)")
+            raise cli.UsageError(f"--pretrained {args.pretrained}: no such file (give a "
+                                 "weights file, a run's log dir or checkpoint, 'auto', or "
+                                 "'none' to train from scratch)")
         return args.pretrained
     network = nets.get(args.arch)
     path = os.path.join("pretrained", f"{args.arch}.npy")

@@ -26,6 +26,18 @@ _NOT_COPIED = re.compile(r"(^|/)(Momentum|ExponentialMovingAverage)(_\d+)?$|^glo
                          r"^lr_schedule/")
 
 
+def check_flags(p, args, network):
+    """--init-layers paper: the layers outside the paper's set join ``args.skip``; ``p.error``
+    for a network without them (or a head on codes)."""
+    if args.init_layers != "paper":
+        return
+    if args.codes or not set(PAPER_LAYERS) <= set(network.layers):
+        p.error(f"--init-layers paper: the VGG paper's layers ({', '.join(PAPER_LAYERS)}) are "
+                "layers of VGG trained on images, not of "
+                f"{'a head on codes' if args.codes else args.arch}")
+    args.skip += [s for s in network.layers if s not in PAPER_LAYERS and s not in args.skip]
+
+
 def is_run(path):
     """Whether ``--pretrained path`` names a run or a checkpoint rather than a weights file."""
     return os.path.isdir(path) or not os.path.isfile(path) and tf1.train.checkpoint_exists(
@@ -39,7 +51,9 @@ def find(path):
             return runs.find_checkpoint(path)
         return runs.find_checkpoint(None, checkpoint=path)
     except UsageError as e:
-        raise UsageError(f"--pretrained {path}: {e}") from None
+        why = re.sub(r"^--checkpoint \S+: ", "", str(e)).replace(
+            "(give the prefix", "(give a run's log dir or the prefix")
+        raise UsageError(f"--pretrained {path}: {why}") from None
 
 
 def copied(name):
@@ -69,6 +83,14 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
         elif layer not in in_checkpoint:
             report.append((layer, "not in checkpoint", "left at its initial value"))
         else:
+            names = {v.op.name for v in variables}
+            extra = sorted(n for n in saved if n.split("/")[0] == layer and copied(n)
+                           and n not in names)
+            if extra:  # (batch norm in the checkpoint and not in the graph: another function)
+                report.append((layer, "not loaded", f"the checkpoint also has {', '.join(extra)}"
+                               ", which this graph has no place for (batch norm?); left at "
+                               "its initial value"))
+                continue
             missing = [v.op.name for v in variables if v.op.name not in saved]
             wrong = [f"{v.op.name} {saved[v.op.name]} vs graph {v.shape.as_list()}"
                      for v in variables if v.op.name in saved

@@ -20,6 +20,9 @@ def check_flags(p, args):
     given = args.lr_steps
     if given is not None and args.lr_schedule != "step":
         p.error("--lr-steps goes with --lr-schedule step")
+    if args.lr_schedule == "step" and given is None:
+        p.error("--lr-schedule step needs --lr-steps: the epochs at which the rate is divided "
+                "by 10, such as --lr-steps 30,60,90")
     if args.lr_schedule == "step":
         try:
             epochs = tuple(float(e) for e in (given or "").split(","))
@@ -33,6 +36,9 @@ def check_flags(p, args):
     if args.lr_schedule == "plateau":
         if not 0 < args.plateau_factor < 1:
             p.error("--plateau-factor must be above 0 and below 1")
+        if getattr(args, "async_updates", False):
+            p.error("--lr-schedule plateau does not go with --async: the chief alone validates, "
+                    "and its early stop would not reach workers that update on their own")
         if args.val_size == 0:
             p.error("--lr-schedule plateau decays when validation stops improving: it needs a "
                     "validation split (--val-size above 0)")
@@ -79,6 +85,20 @@ def plateau_step(state, accuracy, patience, factor, decays):
     if made < decays:
         return (rate_factor * factor, best, 0, made + 1), "decayed"
     return (rate_factor, best, waited, made), "stop"
+
+
+def stopped_early(args, checkpoint):
+    """The line for a ``checkpoint`` of a plateau run that has stopped early already (its last
+    decay made, and the patience run out since): training on would only stop again. Or None."""
+    if args.lr_schedule != "plateau" or not checkpoint:
+        return None
+    _, best, waited, made = (tf1.train.load_variable(checkpoint, f"lr_schedule/{name}")
+                             for name in Plateau.NAMES)
+    if made < args.plateau_decays or waited < args.plateau_patience:
+        return None
+    return (f"{checkpoint} stopped early: validation accuracy had not improved on {best:.4f} "
+            f"for {validations(int(waited))} after {int(made)} decays; nothing to do (raise "
+            "--plateau-decays or --plateau-patience to train on, or use another --log-dir).")
 
 
 def validations(count):

@@ -145,9 +145,7 @@ def check_args(p, args):
         if not 0 <= getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be at least 0 and below 1")
     args.skip = [network.head] if args.skip is None else [s for s in args.skip.split(",") if s]
-    if args.init_layers == "paper":
-        args.skip += [s for s in network.layers
-                      if s not in from_run.PAPER_LAYERS and s not in args.skip]
+    from_run.check_flags(p, args, network)
     unknown = [s for s in args.skip if s not in network.layers]
     if unknown:
         p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
@@ -546,9 +544,10 @@ def train(args):
         ###########################################
         checkpoint, start_step, pretrained = start_or_resume(args, run) if chief else (
             None, 0, None)
-        if start_step >= max_steps and not cluster:
-            print(f"{checkpoint} is at step {start_step}, already at --max-steps {max_steps}: "
-                  "nothing to do (raise --max-steps or --epochs to train further).")
+        stopped = schedules.stopped_early(args, checkpoint)
+        if (stopped or start_step >= max_steps) and not cluster:
+            print(stopped or f"{checkpoint} is at step {start_step}, already at --max-steps "
+                  f"{max_steps}: nothing to do (raise --max-steps or --epochs to train further).")
             return 0
         if chief:
             record_run(args, run, checkpoint, pretrained and pretrained[0], start_step,
@@ -560,6 +559,8 @@ def train(args):
             data.warm_start(session)
             if pretrained and pretrained[1] is None:  # a checkpoint of a run
                 from_run.load(pretrained[0], session, nets.get(args.arch).layers, args.skip)
+                if graph["ema_sync"] is not None:  # the averages start from the loaded weights
+                    session.run(graph["ema_sync"])
             elif pretrained:
                 weights.load_pretrained(pretrained[0], session, skip=args.skip,
                                         layers=pretrained[1],

@@ -3,6 +3,8 @@
 --init-layers all, and a checkpoint that is not there is one line; and the other direction,
 export.py --npy: a run's weights in the public layout."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -65,13 +67,30 @@ def test_the_papers_layers_of_a_vgg11_run_start_a_vgg16(vgg11_run, tmp_path):
 
 def test_every_layer_that_matches_starts_a_vgg13_and_the_rest_is_named(vgg11_run, tmp_path):
     root, logs = vgg11_run
-    _, report, start = start_from(root, logs, tmp_path, "vgg13", "--fc-size", 32)
+    _, report, start = start_from(root, logs, tmp_path, "vgg13", "--fc-size", 32,
+                                  "--ema-decay", 0.9)
+    source = str(logs / "train" / "model.ckpt-3")
     for layer in ("conv1_1", "conv2_1", "conv3_1", "conv3_2", "conv4_1", "conv5_2"):
         assert report[layer] == "loaded: 6 variables", layer
+    # the moving averages start from the loaded weights
+    np.testing.assert_array_equal(
+        tf1.train.load_variable(start, "conv4_1/weights/ExponentialMovingAverage"),
+        tf1.train.load_variable(source, "conv4_1/weights"))
     assert report["conv1_2"] == "not in checkpoint: left at its initial value"
     assert report["fc6"].startswith("not loaded: fc6/weights [512, 64] vs graph [512, 32]")
     assert report["fc8"] == "skipped: asked"  # (the default --skip, as with a weights file)
     assert tf1.train.load_variable(start, "global_step") == 0
+
+
+def test_batch_norm_in_the_checkpoint_and_not_in_the_graph_is_not_loaded(vgg11_run, tmp_path):
+    root, logs = vgg11_run
+    result = call("train_and_val.py", "--batch-size", 16, "--val-size", 100, "--fc-size", 64,
+                  "--arch", "vgg11", "--pretrained", logs, "--data-dir", root / "data",
+                  "--max-steps", 1, "--log-dir", tmp_path / "plain", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("  conv1_1 "))
+    assert "not loaded: the checkpoint also has conv1_1/batch_norm/beta" in line, line
+    assert re.search(r"^  fc6 +loaded: 2 variables$", result.stdout, re.M)
 
 
 def test_a_run_or_checkpoint_that_is_not_there_is_one_line(workspace, tmp_path):
@@ -82,6 +101,11 @@ def test_a_run_or_checkpoint_that_is_not_there_is_one_line(workspace, tmp_path):
                                    "--pretrained", missing, "--data-dir", root / "data",
                                    "--log-dir", tmp_path / "new", cwd=tmp_path))
         assert line.startswith(f"train_and_val.py: --pretrained {missing}: "), line
+        assert "--checkpoint" not in line, line
+    line = one_line_error(call("train_and_val.py", "--arch", "alexnet", "--init-layers", "paper",
+                               "--data-dir", root / "data", "--log-dir", tmp_path / "new",
+                               cwd=tmp_path))
+    assert "--init-layers paper: the VGG paper's layers" in line and "not of alexnet" in line
 
 
 def test_export_npy_writes_the_public_layout_that_gives_the_runs_logits(vgg11_run, tmp_path):

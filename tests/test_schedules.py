@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import schedules
-from helpers import call, one_line_error, train_args
+from helpers import call, one_line_error, steps, train_args
 
 tf1 = tf.compat.v1
 
@@ -49,11 +49,12 @@ def test_step_divides_by_ten_at_each_epoch_asked_and_plateau_multiplies_by_its_f
 
 @pytest.mark.parametrize("flags,words", [
     (["--lr-steps", "10,20"], "--lr-steps goes with --lr-schedule step"),
-    (["--lr-schedule", "step"], "--lr-steps None: give the epochs"),
+    (["--lr-schedule", "step"], "--lr-schedule step needs --lr-steps"),
     (["--lr-schedule", "step", "--lr-steps", "20,10"], "positive and increasing"),
     (["--lr-schedule", "step", "--lr-steps", "x"], "--lr-steps 'x'"),
     (["--lr-schedule", "plateau", "--plateau-factor", "1"], "--plateau-factor must be above 0"),
     (["--lr-schedule", "plateau", "--val-size", "0"], "needs a validation split"),
+    (["--lr-schedule", "plateau", "--async"], "does not go with --async"),
 ])
 def test_schedule_flags_that_cannot_work_are_one_line(workspace, tmp_path, flags, words):
     root, _ = workspace
@@ -88,6 +89,10 @@ def test_plateau_stops_early_and_a_resumed_run_goes_on_with_the_same_rate_and_co
     assert "(decay 2 of 2)" in lines[1] and "after the last of 2 decays" in lines[2]
     assert "Done: " in whole.stdout and whole.stdout.rstrip().endswith("model.ckpt-7")
     assert state(str(tmp_path / "whole" / "logs" / "train" / "model.ckpt-7"))[2:] == [2, 2]
+    again = plateau_run(root, tmp_path / "whole", 50)  # the same command: nothing to do
+    assert again.returncode == 0 and "stopped early: validation accuracy had not improved on" \
+        in again.stdout and "nothing to do" in again.stdout, again.stdout + again.stderr
+    assert steps(tmp_path / "whole" / "logs" / "train")[-1] == 7
 
     # stopped between the two decays, then resumed: the same decays at the same steps
     first = plateau_run(root, tmp_path, 4)

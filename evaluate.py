@@ -292,9 +292,9 @@ def figures(result, names, files, normalize=False, errors=0):
     image's file, label, prediction, its probability and top 5."""
     matrix = confusion_matrix(result.labels, result.predictions, len(names))
     count = int(matrix.sum())
+    precision, recall, f1, support, macro = class_metrics(matrix)
     found = {"accuracy": float(np.trace(matrix) / count), "loss": result.loss,
-             "per_class_accuracy": {name: float(matrix[i, i] / max(1, matrix[i].sum()))
-                                    for i, name in enumerate(names)}}
+             "per_class_accuracy": dict(zip(names, map(float, recall)))}  # (= each recall)
     seen = {"files": list(files), "labels": result.labels.tolist(),
             "predictions": result.predictions.tolist()}
     if result.probabilities is not None:
@@ -302,7 +302,6 @@ def figures(result, names, files, normalize=False, errors=0):
     if result.top_k is not None and result.top_k.shape[-1]:
         found["top5_accuracy"] = float((result.top_k == result.labels[:, None]).any(1).mean())
         seen["top5"] = result.top_k.tolist()
-    precision, recall, f1, support, macro = class_metrics(matrix)
     found["per_class"] = [{"class": name, "precision": float(precision[i]),
                            "recall": float(recall[i]), "f1": float(f1[i]),
                            "support": int(support[i])} for i, name in enumerate(names)]

@@ -17,6 +17,7 @@ import re
 import tensorflow as tf
 
 import runs
+import weights
 from cli import UsageError
 
 tf1 = tf.compat.v1
@@ -101,11 +102,8 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
                     + "; left at its initial value"))
                 continue
             for variable in variables:
-                session.run(variable.initializer, {variable.initializer.inputs[1]:
-                                                   reader.get_tensor(variable.op.name)})
+                weights.set_variable(session, variable, reader.get_tensor(variable.op.name))
             report.append((layer, "loaded", f"{len(variables)} variables"))
     if verbose:
-        print(f"Weights from {checkpoint}:")
-        for layer, status, detail in report:
-            print(f"  {layer:8s} {status}{': ' + detail if detail else ''}")
+        weights.print_report(f"Weights from {checkpoint}:", report)
     return report

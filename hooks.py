@@ -85,14 +85,12 @@ class ValidationHook(tf1.train.SessionRunHook):
         say(f"validation at step {step}: loss {loss:.4f}, accuracy {accuracy:.4f} on "
             f"{result.count} images{note}")
         self.last_step = step
-        stop = None
-        if self.schedule:
-            line, stopping = self.schedule.after_validation(session, step, accuracy)
-            if line and not stopping:
-                say(line)
-            stop = line if stopping else None
+        line, stopping = self.schedule.after_validation(session, step, accuracy) \
+            if self.schedule else (None, False)
+        if line and not stopping:
+            say(line)
         self.seconds += time.time() - start
-        return stop
+        return line if stopping else None
 
 
 class ProgressHook(tf1.train.SessionRunHook):

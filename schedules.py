@@ -92,8 +92,8 @@ def stopped_early(args, checkpoint):
     decay made, and the patience run out since): training on would only stop again. Or None."""
     if args.lr_schedule != "plateau" or not checkpoint:
         return None
-    _, best, waited, made = (tf1.train.load_variable(checkpoint, f"lr_schedule/{name}")
-                             for name in Plateau.NAMES)
+    reader = tf1.train.load_checkpoint(checkpoint)
+    _, best, waited, made = (reader.get_tensor(f"lr_schedule/{name}") for name in Plateau.NAMES)
     if made < args.plateau_decays or waited < args.plateau_patience:
         return None
     return (f"{checkpoint} stopped early: validation accuracy had not improved on {best:.4f} "

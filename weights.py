@@ -186,6 +186,19 @@ def fold_positions(weights, in_size):
     return weights.reshape(rows // in_size, in_size, out).sum(axis=0)
 
 
+def set_variable(session, variable, value):
+    """Set ``variable`` to ``value`` through its own initializer: no constant or assign op is
+    added to the graph, so a finalized graph works too."""
+    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+
+
+def print_report(heading, report):
+    """``heading``, then a line a layer of a ``[(layer, status, detail)]`` load report."""
+    print(heading)
+    for layer, status, detail in report:
+        print(f"  {layer:8s} {status}{': ' + detail if detail else ''}")
+
+
 def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, layers=None,
                     fold=()):
     """Copy a weights file into the layers of the session's graph (``graph_layers``).
@@ -218,7 +231,7 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
                 folded = fold_positions(pairs[0][1], shapes[0][0][0])
             if folded is not None and folded.shape == shapes[0][0]:
                 for variable, value in ((pairs[0][0], folded), pairs[1]):
-                    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+                    set_variable(session, variable, value)
                 report.append((layer, "loaded", f"weights {shapes[0][1]} summed over "
                                f"{shapes[0][1][0] // shapes[0][0][0]} positions to "
                                f"{shapes[0][0]}"))
@@ -228,12 +241,10 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
                 report.append((layer, "shape mismatch", detail + "; left at its initial value"))
             else:
                 for variable, value in pairs:
-                    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+                    set_variable(session, variable, value)
                 report.append((layer, "loaded", f"weights {shapes[0][1]}"))
     if verbose:
-        print(f"Pretrained weights from {path}:")
-        for layer, status, detail in report:
-            print(f"  {layer:8s} {status}{': ' + detail if detail else ''}")
+        print_report(f"Pretrained weights from {path}:", report)
     mismatched = [layer for layer, status, _ in report if status == "shape mismatch"]
     if strict and mismatched:
         raise WeightsFileError(f"{path}: shapes do not fit the graph for {', '.join(mismatched)} "
@@ -291,6 +302,9 @@ def write_weights(path, layers):
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, array, allow_pickle=True)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # (mkstemp's 0600 would keep the file from others)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -205,6 +205,19 @@ def at_least(minimum):
     return parse
 
 
+def side_range(text):
+    """MIN,MAX: two whole numbers of at least 1, MIN <= MAX (--scale-jitter)."""
+    parts = text.split(",")
+    try:
+        low, high = (int(part) for part in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        low = high = None
+    if low is None or not 1 <= low <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN,MAX: two whole numbers with "
+                                         "1 <= MIN <= MAX, such as 256,512")
+    return low, high
+
+
 def path(text):
     """A file or folder name: not empty (an empty one would name no place at all)."""
     if not text.strip():
@@ -253,6 +266,16 @@ FLAGS = {
                     "convolutions' output: the usual head for 32x32 images)"),
     "image-size": dict(type=at_least(1), help="side the images are resized to (default: the "
                        "network's own, 32 for VGG; 224 lets the pretrained fc6 fit)"),
+    "resize": dict(choices=("squash", "crop"), help="how an image becomes the network's "
+                   "square: 'squash' resizes it to the square whatever its shape; 'crop' "
+                   "resizes its shorter side to the square's and takes the central square "
+                   "(non-square photos keep their proportions) (default: the run's own, "
+                   "squash for a new one)"),
+    "scale-jitter": dict(type=side_range, metavar="MIN,MAX", help="training augmentation of the "
+                         "VGG paper: each image's shorter side rescaled to a random S in "
+                         "[MIN, MAX] (aspect kept), then a random --image-size square cut and "
+                         "mirrored, instead of the padded crop (MIN at least --image-size; "
+                         "CIFAR-10: 32,40)"),
     "batch-size": dict(type=at_least(1), default=128, help="images per batch"),
     # a run's files
     "log-dir": dict(type=path, default="logs", help="the run's folder: checkpoints and "

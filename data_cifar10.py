@@ -280,12 +280,15 @@ def decode(records):
 
 def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
-         crop_roi=False, skip_bad_images=False):
+         crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split.
 
     Deterministic pipelines (``shuffle=False``) keep the last partial batch, so every record
     comes exactly once a pass; shuffled ones drop it. ``augment`` (for training) pads, crops and
-    mirrors at random; ``image_size`` other than 32 (None: 32) then resizes bilinearly;
+    mirrors at random; ``image_size`` other than 32 (None: 32) then resizes bilinearly (square
+    images: ``resize`` squash and crop are the same); with ``scale_jitter=(MIN, MAX)`` augment
+    rescales each image to a random side in [MIN, MAX] and crops ``image_size`` from it instead
+    (``--scale-jitter 32,40``: a random-resized crop);
     ``preprocess`` is ``vgg`` (BGR minus the ImageNet mean), ``standardize`` (CIFAR mean and std
     per channel) or ``none`` (RGB 0..255). ``val_size`` None is VAL_EXAMPLES. ``seed`` fixes the
     shuffling and augmentation. Works eagerly and in a ``tf.compat.v1`` graph. The files are
@@ -294,7 +297,8 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     """
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     image_size = IMAGE_SIZE if image_size is None else image_size
-    data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
+    data_pipeline.check_read_arguments(preprocess, batch_size, image_size, resize, scale_jitter)
+    jitter = scale_jitter if augment else None
     paths = validate(data_dir, split)
     total = _record_count(paths)
     # The records stay as strings read from the files (not constants in the graph) and are
@@ -316,11 +320,13 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
 
     def transform(records, batch_seed=None):
         images, labels = decode(records)
-        if augment:
+        if jitter:
+            images = data_pipeline.jitter_batch(images, image_size, jitter, batch_seed)
+        elif augment:
             images = data_pipeline.augment_batch(images, batch_seed)
         images = tf.cast(images, tf.float32)
-        if image_size != IMAGE_SIZE:
-            images = data_pipeline.resize(images, image_size)
+        if image_size != images.shape[1]:
+            images = data_pipeline.resize(images, image_size, resize)
         return data_pipeline.preprocess_batch(images, preprocess), labels
 
     data = data.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

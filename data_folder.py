@@ -233,18 +233,21 @@ def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
 
 def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
-         crop_roi=False, skip_bad_images=False):
+         crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of a
     folder data set, like ``data_cifar10.read``: in path order and keeping the last partial
     batch unless ``shuffle`` (which drops it); every image decoded, resized bilinearly to
-    ``image_size`` (default 32), then (``augment``) padded, cropped and mirrored at random as
-    CIFAR-10 is, and preprocessed by ``preprocess_batch``. ``val_size``: None for about 10% of
-    trainval, or a number of images (see the module docstring). The images are validated first
-    (DataError); ``skip_bad_images`` leaves the bad ones out. Works eagerly and in a
-    ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
+    ``image_size`` (default 32; ``resize``: ``squash`` or ``crop``, see
+    ``data_pipeline.resize``), then (``augment``) padded, cropped and mirrored at random as
+    CIFAR-10 is, or scale-jittered (``scale_jitter=(MIN, MAX)``, see
+    ``data_pipeline.jitter_crop``), and preprocessed by ``preprocess_batch``. ``val_size``:
+    None for about 10% of trainval, or a number of images (see the module docstring). The
+    images are validated first (DataError); ``skip_bad_images`` leaves the bad ones out. Works
+    eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
     data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
     files = _split(data_dir, split, val_size, skip_bad_images)
     return data_pipeline.file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess,
-                                       image_size, repeat, seed, shard=shard)
+                                       image_size, repeat, seed, shard=shard, resize_mode=resize,
+                                       scale_jitter=scale_jitter)

@@ -443,12 +443,13 @@ def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
 
 def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
-         crop_roi=False, skip_bad_images=False):
+         crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of
     GTSRB in any of its three layouts, batched, shuffled, augmented and preprocessed exactly as
     ``data_folder.read`` does; image files decoded as the folder source decodes them
     (``crop_roi``: each first cut to its ROI), pickled images taken from their arrays; all
-    resized bilinearly to ``image_size`` (default 32). ``val_size``: None for about a tenth of
+    resized bilinearly to ``image_size`` (default 32; ``resize`` and ``scale_jitter`` as for
+    ``data_folder.read``). ``val_size``: None for about a tenth of
     the tracks, or a number of images (whole tracks up to at least that many); must be None
     with pickles, whose val is valid.p. Validated first (DataError). Works eagerly and in a
     ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
@@ -460,7 +461,8 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         images = _split(data_dir, split, val_size, crop_roi, skip_bad_images)
         files = [(image.path, image.label, image.decoder) for image in images]
         boxes = [image.box for image in images] if crop_roi else None
-        return data_pipeline.file_pipeline(data_dir, files, *options, boxes=boxes, shard=shard)
+        return data_pipeline.file_pipeline(data_dir, files, *options, boxes=boxes, shard=shard,
+                                           resize_mode=resize, scale_jitter=scale_jitter)
     _no_roi(layout, data_dir, crop_roi)
     parts = _pickle_parts(data_dir, split, val_size)
     features = np.concatenate([f for _, f, _ in parts]) if len(parts) > 1 else parts[0][1]
@@ -474,6 +476,7 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         image = tf.numpy_function(lambda index: features[index], [item["index"]], tf.uint8,
                                   stateful=False)
         image.set_shape(features.shape[1:])
-        return data_pipeline.resize(image, image_size), item["label"]
+        return image, item["label"]
 
-    return data_pipeline.pipeline(data, load, len(labels), *options, shard)
+    return data_pipeline.pipeline(data, load, len(labels), *options, shard, resize,
+                                  scale_jitter)

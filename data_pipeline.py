@@ -9,14 +9,19 @@ of its own side and mirrors it with probability 1/2, each image drawn on its own
 stateless seed that a stream fixed by ``seed`` gives each batch. ``preprocess_batch``: ``vgg``
 (BGR minus the ImageNet mean, what the pretrained weights expect), ``standardize`` (the
 per-channel CIFAR-10 mean and standard deviation), ``none`` (RGB 0..255);
-``unprocess_batch`` is its inverse.
+``unprocess_batch`` is its inverse. ``scale_jitter=(MIN, MAX)`` (with ``augment``) replaces
+the padded crop: each image's shorter side is rescaled to a random S in [MIN, MAX], its aspect
+kept, then a random square of the image side is cut from it and mirrored with probability 1/2
+(``jitter_crop``, the VGG paper's scale jittering).
 
 Image files: .jpg .jpeg .png .bmp .gif (any case) decoded by ``tf.io.decode_image``, .ppm .pgm
 .pnm by Pillow through ``tf.numpy_function``, in the same tf.data map; the decoder follows the
 content, not the name (``inspect_image``). Before it is read, each file is opened with Pillow
 (``verify()``, then a full decode) by ``check_all``, in threads, the verdict remembered for its
 size and modification time in this process. ``file_pipeline`` reads files resized bilinearly
-(``resize``) and caches the decoded images of a split in memory when they fit in CACHE_BYTES.
+(``resize``: ``squash`` to the square, or ``crop``, the shorter side to the square's side and the
+central square of that) and caches the decoded images of a split in memory when they fit in
+CACHE_BYTES.
 """
 
 import concurrent.futures
@@ -35,6 +40,7 @@ IMAGE_SIZE = 32  # the side images are resized to unless told: CIFAR-10's own
 CHANNELS = 3
 SPLITS = ("train", "val", "trainval", "test")
 PREPROCESS = ("vgg", "standardize", "none")
+RESIZE = ("squash", "crop")  # how an image of any shape becomes the network's square
 PAD = 4  # pixels of zero padding before the random crop
 
 # Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255
@@ -76,13 +82,19 @@ def check_split(split):
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
 
 
-def check_read_arguments(preprocess, batch_size, image_size):
+def check_read_arguments(preprocess, batch_size, image_size, resize_mode="squash",
+                         scale_jitter=None):
     if preprocess not in PREPROCESS:
         raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
                          f"{', '.join(PREPROCESS)}")
+    if resize_mode not in RESIZE:
+        raise ValueError(f"unknown resize {resize_mode!r}; choose one of {', '.join(RESIZE)}")
     if batch_size < 1 or image_size < 1:
         raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
                          "least 1")
+    if scale_jitter is not None and not image_size <= scale_jitter[0] <= scale_jitter[1]:
+        raise ValueError(f"scale_jitter {tuple(scale_jitter)} must be (MIN, MAX) with "
+                         f"image_size ({image_size}) <= MIN <= MAX")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,11 +146,59 @@ def batches(data, batch_size, shuffle, augment, seed):
     return data
 
 
-def resize(images, image_size):
+def resize(images, image_size, mode="squash"):
     """uint8 image(s) [..., H, W, 3] of any size -> float32 [..., S, S, 3], bilinear: how every
     image file is brought to the network's side, in training, evaluation, prediction and in an
-    exported model."""
+    exported model. ``squash``: to S x S whatever the aspect; ``crop``: the shorter side to S,
+    the aspect kept, then the central S x S (TF-slim's VGG evaluation, at S)."""
+    if mode == "crop":
+        return tf.image.resize_with_crop_or_pad(shorter_side(images, image_size), image_size,
+                                                image_size)
     return tf.image.resize(images, [image_size, image_size])
+
+
+def shorter_side(images, side):
+    """Image(s) [..., H, W, C] resized bilinearly (float32) so that their shorter side is SIDE
+    (an int or an int32 scalar tensor), the aspect kept: the longer side rounded, at least
+    SIDE."""
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[-3], tf.float64), tf.cast(shape[-2], tf.float64)
+    scale = tf.cast(side, tf.float64) / tf.minimum(height, width)
+    size = tf.maximum(tf.cast(tf.round(tf.stack([height, width]) * scale), tf.int32), side)
+    return tf.image.resize(images, size)
+
+
+def at_most(image, side):
+    """A uint8 image [H, W, C] whose shorter side is above SIDE resized down to SIDE (aspect
+    kept, rounded back to uint8); others as they are. What a split caches for scale jitter."""
+    shape = tf.shape(image)
+
+    def smaller():
+        return tf.cast(tf.clip_by_value(tf.round(shorter_side(image, side)), 0, 255), tf.uint8)
+
+    return tf.cond(tf.minimum(shape[0], shape[1]) > side, smaller, lambda: image)
+
+
+def jitter_crop(image, image_size, scale_jitter, seed):
+    """Scale jittering of one image [H, W, C] (uint8 or float32) from the stateless SEED
+    (shape [2]): the shorter side rescaled to a random S in [MIN, MAX] (``scale_jitter``),
+    aspect kept, a random IMAGE_SIZE square cut from it, mirrored with probability 1/2;
+    float32."""
+    side_seed, crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 3))
+    side = tf.random.stateless_uniform([], side_seed, scale_jitter[0], scale_jitter[1] + 1,
+                                       tf.int32)
+    image = shorter_side(image, side)
+    image = tf.image.stateless_random_crop(image, [image_size, image_size, CHANNELS], crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+
+def jitter_batch(images, image_size, scale_jitter, seed):
+    """``jitter_crop`` of each image of a batch [B, H, W, C] of one size, each from its own
+    seed split from the batch's SEED."""
+    seeds = tf.random.experimental.stateless_split(seed, tf.shape(images)[0])
+    return tf.map_fn(lambda item: jitter_crop(item[0], image_size, scale_jitter, item[1]),
+                     (images, seeds), fn_output_signature=tf.TensorSpec(
+                         [image_size, image_size, CHANNELS], tf.float32))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,18 +414,18 @@ def decode_file(data, by_pillow):
     return tf.cond(by_pillow, pillow, tensorflow)
 
 
-def read_files(paths, batch_size, image_size, preprocess="vgg"):
+def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squash"):
     """A tf.data.Dataset of image batches (float32 [B, S, S, 3]) from image files of any
     format and size the folder reader takes, in the given order, the last batch partial: each
-    decoded, resized and preprocessed exactly as ``data_folder.read`` does for evaluation. The
-    files are checked first (``check_files``)."""
-    check_read_arguments(preprocess, batch_size, image_size)
+    decoded, resized (``resize_mode``, see ``resize``) and preprocessed exactly as
+    ``data_folder.read`` does for evaluation. The files are checked first (``check_files``)."""
+    check_read_arguments(preprocess, batch_size, image_size, resize_mode)
     checked = check_files(paths)
     data = tf.data.Dataset.from_tensor_slices((
         np.array([os.fsencode(path) for path, _ in checked], dtype=object),
         np.array([decoder == "pillow" for _, decoder in checked])))
     data = data.map(lambda path, pillow: resize(decode_file(tf.io.read_file(path), pillow),
-                                                image_size),
+                                                image_size, resize_mode),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     data = data.batch(batch_size).map(lambda images: preprocess_batch(images, preprocess),
                                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -373,10 +433,10 @@ def read_files(paths, batch_size, image_size, preprocess="vgg"):
 
 
 def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, image_size, repeat,
-                  seed, boxes=None, shard=None):
+                  seed, boxes=None, shard=None, resize_mode="squash", scale_jitter=None):
     """``data_folder.read``'s pipeline over FILES, [(path relative to DATA_DIR, label,
     decoder)]: each file read, decoded, cut to its box when BOXES ([N, 4] int: x1, y1, x2, y2,
-    the last column and row included) are given, resized; then ``pipeline``."""
+    the last column and row included) are given; then ``pipeline``."""
     # Relative paths (short constants in the graph), joined to DATA_DIR in the map.
     rel = np.array([os.fsencode(p) for p, _, _ in files], dtype=object)
     labels = np.array([label for _, label, _ in files], np.int32)
@@ -397,30 +457,49 @@ def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, ima
         if "box" in item:
             x1, y1, x2, y2 = tf.unstack(item["box"])
             image = image[y1:y2 + 1, x1:x2 + 1]
-        return resize(image, image_size), item["label"]
+        return image, item["label"]
 
     return pipeline(tf.data.Dataset.from_tensor_slices(columns), load, len(files), batch_size,
-                    shuffle, augment, preprocess, image_size, repeat, seed, shard)
+                    shuffle, augment, preprocess, image_size, repeat, seed, shard, resize_mode,
+                    scale_jitter)
 
 
 def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_size, repeat,
-             seed, shard=None):
-    """The batches of the TOTAL elements of DATA, each made an (image float32 [S, S, 3] RGB
-    0..255, label) by LOAD: cached when they fit in CACHE_BYTES, shuffled, repeated, batched,
-    augmented and preprocessed as ``data_folder.read`` documents. ``shard=(count, index)``
-    keeps every count-th element from the index-th (one worker's share)."""
+             seed, shard=None, resize_mode="squash", scale_jitter=None):
+    """The batches of the TOTAL elements of DATA, each made an (image uint8 [H, W, 3] RGB,
+    label) by LOAD, then resized (``resize_mode``): cached when they fit in CACHE_BYTES,
+    shuffled, repeated, batched, augmented and preprocessed as ``data_folder.read`` documents.
+    With ``augment`` and ``scale_jitter`` (MIN, MAX) images are cached with their shorter side
+    at most MAX and each is jittered (``jitter_crop``) before batching. ``shard=(count,
+    index)`` keeps every count-th element from the index-th (one worker's share)."""
+    check_read_arguments(preprocess, batch_size, image_size, resize_mode, scale_jitter)
+    jitter = scale_jitter if augment else None
     if shard:
         data = data.shard(*shard)
         total = (total - shard[1] + shard[0] - 1) // shard[0]
-    cache = total * image_size * image_size * CHANNELS * 4 <= CACHE_BYTES
+
+    def sized(item):
+        image, label = load(item)
+        return (at_most(image, jitter[1]) if jitter else resize(image, image_size, resize_mode),
+                label)
+
+    # bytes an image takes in the cache (uint8 up to MAX x 2 MAX for jitter, float32 else)
+    each = jitter[1] * jitter[1] * 2 * CHANNELS if jitter else image_size ** 2 * CHANNELS * 4
+    cache = total * each <= CACHE_BYTES
     if cache:  # decode once, then shuffle the decoded images
-        data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+        data = data.map(sized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
     if shuffle:
         data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
     if not cache:  # shuffle the paths, decode each epoch
-        data = data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        data = data.map(sized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if jitter:  # each image its own seed, from a stream fixed by SEED
+        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2))).map(
+            lambda item, image_seed: (jitter_crop(item[0], image_size, jitter, image_seed),
+                                      item[1]),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        augment = False
     data = batches(data, batch_size, shuffle, augment, seed)
 
     def transform(images, labels):

@@ -52,7 +52,8 @@ def parse_args(argv=None):
                   choices={"dataset": tuple(input_data.SOURCES)})
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
-    cli.add_flags(p, "split", "batch-size", "precision", "xla", "verbose", batch_size=250)
+    cli.add_flags(p, "split", "resize", "batch-size", "precision", "xla", "verbose",
+                  batch_size=250)
     p.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="test-time augmentation: 'flip' averages the class probabilities of each "
                         "image and its mirror image")
@@ -74,9 +75,9 @@ def parse_args(argv=None):
     if args.watch and (args.checkpoint or args.best):
         p.error("--watch follows train/; it does not go with --checkpoint or --best")
     if args.codes and (args.tta != "none" or args.skip_bad_images or args.crop_roi
-                       or args.dataset):
-        p.error("--tta, --skip-bad-images, --crop-roi and --dataset need images; they do not "
-                "go with --codes")
+                       or args.dataset or args.resize):
+        p.error("--tta, --skip-bad-images, --crop-roi, --resize and --dataset need images; "
+                "they do not go with --codes")
     return args
 
 
@@ -139,6 +140,7 @@ class Evaluator:
         source = input_data.SOURCES[dataset]
         if dataset == config["runs"][-1].get("dataset") and config["runs"][-1].get("crop_roi"):
             args.crop_roi = True  # evaluate the images as the run saw them
+        args.resize = args.resize or config["runs"][-1].get("resize") or "squash"
         options = input_data.data_options(args, dataset)
         names = source.class_names(args.data_dir)
         trained = config.get("class_names") or names
@@ -152,7 +154,7 @@ class Evaluator:
         with self.graph.as_default():
             images, labels, self.iterator = model.split_input(
                 self.model, source, args.data_dir, args.split, args.batch_size, val_size,
-                options, initializable=True)
+                options, initializable=True, resize=args.resize)
             self.tower = model.tower(self.model, images, labels,
                                      flip_average=args.tta == "flip")
             # the images as the network saw them, back in RGB 0..255
@@ -368,6 +370,7 @@ def report(args, checkpoint, step, result, names, files, averaged=False):
     evaluation = {"data": os.path.abspath(args.codes or args.data_dir),
                   "dataset": getattr(args, "dataset", None), "moving_averages": averaged,
                   "crop_roi": bool(getattr(args, "crop_roi", False)), "tta": args.tta,
+                  "resize": getattr(args, "resize", None),
                   "precision": getattr(args, "precision", "fp32")}
     stem = report_stem(args, checkpoint, how, evaluation)
     accuracy, loss = found["accuracy"], found["loss"]

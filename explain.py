@@ -57,7 +57,7 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy): ImageNet's 1000 classes")
-    cli.add_flags(p, "arch", "batch-size", "verbose", batch_size=16,
+    cli.add_flags(p, "arch", "resize", "batch-size", "verbose", batch_size=16,
                   choices={"arch": nets.NAMES})
     whose = p.add_mutually_exclusive_group()
     whose.add_argument("--class", dest="class_name", metavar="NAME",
@@ -129,7 +129,8 @@ def explain(classifier, files, args):
     network = nets.get(config["arch"])
     with tf.Graph().as_default():
         images, _, iterator = model.inputs(lambda: input_data.read_files(
-            files, args.batch_size, config["image_size"], network.preprocess).map(
+            files, args.batch_size, config["image_size"], network.preprocess,
+            config["resize"]).map(
                 lambda batch: (batch, tf.zeros([tf.shape(batch)[0]], tf.int32))),
             initializable=True)
         logits, end_points = model.inference(config, images)
@@ -163,14 +164,22 @@ def explain(classifier, files, args):
     return layer, results
 
 
-def full_size(cam, height, width):
+def full_size(cam, height, width, resize="squash"):
     """A map stretched to ``height`` x ``width`` (bilinear, as the image was resized to the
-    network's side), float32 in [0, 1]."""
+    network's side), float32 in [0, 1]; with ``resize`` crop, over the central square the
+    network saw, 0 around it."""
     from PIL import Image
 
+    side = min(height, width) if resize == "crop" else None
     stretched = Image.fromarray(cam.astype(np.float32), mode="F").resize(
-        (width, height), Image.BILINEAR)
-    return np.clip(np.asarray(stretched, np.float32), 0.0, 1.0)
+        (side or width, side or height), Image.BILINEAR)
+    stretched = np.clip(np.asarray(stretched, np.float32), 0.0, 1.0)
+    if side is None:
+        return stretched
+    full = np.zeros([height, width], np.float32)
+    top, left = (height - side) // 2, (width - side) // 2
+    full[top:top + side, left:left + side] = stretched
+    return full
 
 
 def picture(image, panels, path):
@@ -215,6 +224,8 @@ def run(args):
     check_out(args.out, names, args.save_maps)
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    if args.resize:
+        classifier.config["resize"] = args.resize
     class_names = classifier.class_names
     if args.class_name is not None and args.class_name not in class_names:
         raise cli.UsageError(f"--class {args.class_name}: not a class of {classifier.source} "
@@ -226,7 +237,8 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     for path, name, (probabilities, explained) in zip(files, names, results):
         image = data_pipeline.image_rgb(path)
-        maps = [full_size(cam, *image.shape[:2]) for _, cam in explained]
+        maps = [full_size(cam, *image.shape[:2], classifier.config["resize"])
+                for _, cam in explained]
         picture(image, [(f"{class_names[c]} {probabilities[c]:.3f}", heat)
                         for (c, _), heat in zip(explained, maps)],
                 os.path.join(args.out, name + ".png"))

@@ -47,7 +47,7 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="export a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy) with ImageNet's 1000 classes instead")
-    cli.add_flags(p, "arch", "verbose", choices={"arch": nets.NAMES})
+    cli.add_flags(p, "arch", "resize", "verbose", choices={"arch": nets.NAMES})
     p.add_argument("--out", type=cli.path,
                    help="the model's folder; this export becomes its next version, OUT/N")
     p.add_argument("--npy", type=cli.path,
@@ -124,6 +124,8 @@ def write_npy(classifier, path):
 def export(args):
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    if args.resize:
+        classifier.config["resize"] = args.resize
     if args.npy:
         return write_npy(classifier, args.npy)
     version = next_version(args.out)

@@ -50,7 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--layer", help="whose output is the code: one of the network's code layers "
                    "(VGG and AlexNet: pool5, fc6 and fc7 after their ReLU; default fc6)")
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "val-size",
-                  "image-size", "batch-size", "precision", "verbose", batch_size=100,
+                  "image-size", "resize", "batch-size", "precision", "verbose", batch_size=100,
                   choices={"dataset": tuple(input_data.SOURCES)})
     p.add_argument("--out", type=cli.path, required=True,
                    help="folder for the codes and their manifest")
@@ -74,6 +74,7 @@ def parse_args(argv=None):
                 f"{projector.MIN_SIDE}x{projector.MIN_SIDE} thumbnails fill TensorBoard's "
                 f"{projector.SPRITE_LIMIT}x{projector.SPRITE_LIMIT} sprite)")
     network = nets.check_image_size(p, args)
+    args.resize = args.resize or "squash"
     args.layer = args.layer or network.codes_default
     if args.layer not in network.code_layers:
         p.error(f"--layer {args.layer}: {args.arch} gives codes at "
@@ -93,6 +94,7 @@ def manifest_for(args, source):
     return {"network": args.arch, "layer": args.layer, "image_size": args.image_size,
             "preprocessing": nets.get(args.arch).preprocess, "weights_sha256": weights_sha,
             "dataset": args.dataset, "val_size": args.val_size, "crop_roi": args.crop_roi,
+            "resize": args.resize,
             "class_names": source.class_names(args.data_dir),
             "images": codes.fingerprint(args.data_dir, leave_out=[args.out]),
             "weights_file": os.path.abspath(args.weights),
@@ -105,7 +107,7 @@ def extract(args, source, split, options):
     with tf.Graph().as_default():
         images, labels, iterator = model.split_input(
             {"arch": args.arch, "image_size": args.image_size}, source, args.data_dir, split,
-            args.batch_size, args.val_size, options, initializable=True)
+            args.batch_size, args.val_size, options, initializable=True, resize=args.resize)
         _, end_points = network.make(images, None, fc_size=cli.default("fc-size"),
                                      until=args.layer)
         values = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat

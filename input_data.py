@@ -14,7 +14,8 @@ What a source offers; every function takes the --data-dir first and the keyword 
     prepare(data_dir)                             # make the data available (CIFAR-10 downloads)
     validate(data_dir, split)                     # check the files before TensorFlow runs
     read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
-         image_size=None, repeat=False, seed=None, val_size=None, shard=None)  # tf.data
+         image_size=None, repeat=False, seed=None, val_size=None, shard=None,
+         resize="squash", scale_jitter=None)      # tf.data (data_pipeline: resize, jitter)
     num_examples(data_dir, split, val_size=None)  # how many images a split has
     image_names(data_dir, split, val_size=None)   # a name for each, in read()'s order
     class_names(data_dir), num_classes(data_dir)
@@ -94,7 +95,7 @@ def data_options(args, dataset=None):
 
 
 def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count=64, seed=0,
-              dataset="cifar10"):
+              dataset="cifar10", **reading):
     """A PNG grid of the first ``count`` images of a split of ``dataset``, each titled with its
     class. The batch is read in a graph of its own, so this works eagerly and in a graph."""
     import matplotlib
@@ -104,7 +105,7 @@ def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count
     source = SOURCES[dataset]
     with tf.Graph().as_default():
         data = source.read(data_dir, split, count, augment=augment, preprocess="none",
-                           seed=seed, val_size=val_size)
+                           seed=seed, val_size=val_size, **reading)
         batch = tf.compat.v1.data.make_one_shot_iterator(data).get_next()
         with tf.compat.v1.Session() as session:
             images, labels = session.run(batch)
@@ -163,7 +164,8 @@ def work(args):
         val_size = (source.default_val_size(args.data_dir) if args.val_size is None
                     else args.val_size)
         save_grid(args.data_dir, args.split, args.out, args.augment, val_size,
-                  dataset=args.dataset)
+                  dataset=args.dataset, image_size=args.image_size,
+                  resize=args.resize or "squash", scale_jitter=args.scale_jitter)
         print(f"wrote {args.out}")
     return 0
 
@@ -176,10 +178,13 @@ def main(argv=None):
     p.add_argument("--show", action="store_true", help="write a PNG grid of images")
     cli.add_flags(p, "split", split="train")
     p.add_argument("--augment", action="store_true", help="--show augmented images")
-    cli.add_flags(p, "val-size", "verbose")
+    cli.add_flags(p, "val-size", "image-size", "resize", "scale-jitter", "verbose")
     p.add_argument("--out", type=cli.path, default="cifar10_samples.png",
                    help="where --show writes the PNG")
     args = p.parse_args(argv)
+    side = args.image_size or data_pipeline.IMAGE_SIZE
+    if args.scale_jitter and not (args.augment and args.scale_jitter[0] >= side):
+        p.error(f"--scale-jitter goes with --augment, its MIN at least --image-size ({side})")
     if not (args.download or args.show):
         p.error("say --download, --show or both")
     if args.download and args.dataset != data_cifar10.NAME:

@@ -321,10 +321,12 @@ def classify(config, images):
 
 
 def serving_inputs(config, images):
-    """uint8 RGB ``images`` [B, H, W, 3] of any size -> what the network reads: resized and
-    preprocessed inside the graph, as the input pipeline does for evaluation."""
-    return input_data.preprocess_batch(input_data.resize(images, config["image_size"]),
-                                       nets.get(config["arch"]).preprocess)
+    """uint8 RGB ``images`` [B, H, W, 3] of any size -> what the network reads: resized (the
+    ``config``'s "resize", squash when it has none) and preprocessed inside the graph, as the
+    input pipeline does for evaluation."""
+    return input_data.preprocess_batch(
+        input_data.resize(images, config["image_size"], config.get("resize", "squash")),
+        nets.get(config["arch"]).preprocess)
 
 
 def load_checkpoint(session, checkpoint, use_averages=True):

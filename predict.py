@@ -44,7 +44,7 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy): ImageNet's 1000 classes at 224x224")
-    cli.add_flags(p, "arch", "batch-size", "precision", "verbose", batch_size=32,
+    cli.add_flags(p, "arch", "resize", "batch-size", "precision", "verbose", batch_size=32,
                   choices={"arch": nets.NAMES})
     p.add_argument("--top", type=cli.at_least(1), default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true",
@@ -62,7 +62,8 @@ def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr
     """``(probabilities, logits)``, each [len(files), classes], of every file, in order."""
     with tf.Graph().as_default():
         images, _, iterator = model.inputs(lambda: input_data.read_files(
-            files, batch_size, config["image_size"], nets.get(config["arch"]).preprocess).map(
+            files, batch_size, config["image_size"], nets.get(config["arch"]).preprocess,
+            config["resize"]).map(
                 lambda batch: (batch, tf.zeros([tf.shape(batch)[0]], tf.int32))),
             initializable=True)
         probabilities, _, logits = model.classify(config, images)
@@ -91,6 +92,8 @@ def run(args):
     files = image_files(args.images)
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
+    if args.resize:
+        classifier.config["resize"] = args.resize
     probabilities, logits = predict(classifier.config, files, classifier.load,
                                     args.batch_size, args.precision)
     results = [{"file": path, "top": top_classes(p, l, classifier.class_names, args.top)}

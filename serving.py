@@ -25,7 +25,8 @@ tf1 = tf.compat.v1
 
 
 class Classifier(typing.NamedTuple):
-    config: dict  # the model entry of config.json (network, image size, classes, head)
+    config: dict  # the model entry of config.json (network, image size, classes, head), and
+    # "resize": how images become the network's square (data_pipeline.resize)
     class_names: list  # in the order of the network's outputs
     load: typing.Callable  # load(session): set the variables of the session's graph
     source: str  # the checkpoint or weights file it comes from
@@ -48,7 +49,9 @@ def from_run(log_dir, checkpoint=None, best=False, use_averages=True):
         if model.load_checkpoint(session, checkpoint, use_averages):
             print(f"{checkpoint}: using the moving averages of its weights (--no-ema for the "
                   "weights themselves)", file=sys.stderr)
-    return Classifier({**model.MODEL_DEFAULTS, **config["model"]}, names, load, checkpoint)
+    resize = config["runs"][-1].get("resize") or "squash"  # how the run's images were resized
+    return Classifier({**model.MODEL_DEFAULTS, **config["model"], "resize": resize}, names, load,
+                      checkpoint)
 
 
 def from_weights(path, arch, flag="--weights"):
@@ -59,7 +62,7 @@ def from_weights(path, arch, flag="--weights"):
     classes = weights.imagenet_classes()
     config = {**model.MODEL_DEFAULTS, "arch": arch, "batch_norm": False,
               "image_size": nets.get(arch).imagenet_image_size, "num_classes": len(classes),
-              "fc_size": cli.default("fc-size")}
+              "fc_size": cli.default("fc-size"), "resize": "squash"}
     layers = weights.check_finite(weights.read_weights(path), path, ())
 
     def load(session):

@@ -59,7 +59,8 @@ def parse_args(argv=None):
                         "its 7x7 positions instead of leaving fc6 at its initial value")
     p.add_argument("--skip", help="comma-separated layers not to load from --pretrained ('' for "
                                   "none; default: the network's last layer, fc8)")
-    cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "batch-size", "learning-rate",
+    cli.add_flags(p, "arch", "batch-norm", "fc-size", "image-size", "resize", "scale-jitter",
+                  "batch-size", "learning-rate",
                   "lr-schedule", "lr-steps", "plateau-patience", "plateau-factor",
                   "plateau-decays", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
@@ -172,6 +173,7 @@ def check_args(p, args):
     if args.codes:
         train_inputs.Codes.check_flags(p, args, network)
     else:
+        train_inputs.Images.check_flags(p, args)
         args.head_size = 0
 
 

@@ -24,6 +24,7 @@ import codes
 import input_data
 import model
 import nets
+import runs
 
 tf1 = tf.compat.v1
 
@@ -37,6 +38,9 @@ class Images:
     def __init__(self, args):
         self.source = input_data.SOURCES[args.dataset]
         self.options = input_data.data_options(args)
+        if args.resize is None:  # a resumed run's own
+            last = ((runs.RunDir(args.log_dir).config() or {}).get("runs") or [{}])[-1]
+            args.resize = last.get("resize") or "squash"
         self.source.prepare(args.data_dir)
         if args.val_size is None:
             args.val_size = self.source.default_val_size(args.data_dir)
@@ -50,11 +54,23 @@ class Images:
     def describe(self, args):
         return f"{args.arch} on {self.train_images} images ({self.train_split})"
 
+    @staticmethod
+    def check_flags(parser, args):
+        """--scale-jitter against the image size and --no-augment."""
+        jitter = args.scale_jitter
+        if jitter and args.no_augment:
+            parser.error("--scale-jitter is an augmentation: it does not go with --no-augment")
+        if jitter and jitter[0] < args.image_size:
+            parser.error(f"--scale-jitter {jitter[0]},{jitter[1]}: MIN must be at least "
+                         f"--image-size ({args.image_size}), or the crop would not fit; such as "
+                         f"{args.image_size},{args.image_size * 5 // 4}")
+
     def train_batches(self, args, config, shard, seed):
         images, labels, _ = model.split_input(
             config, self.source, args.data_dir, self.train_split, args.batch_size,
             args.val_size, self.options, shuffle=True, augment=not args.no_augment,
-            repeat=True, seed=seed, shard=shard)
+            repeat=True, seed=seed, shard=shard, resize=args.resize,
+            scale_jitter=args.scale_jitter)
         return images, labels
 
     def trainable_layers(self, args):
@@ -66,7 +82,8 @@ class Images:
 
     def val_batches(self, args, config):
         return model.split_input(config, self.source, args.data_dir, "val", args.batch_size,
-                                 args.val_size, self.options, initializable=True)
+                                 args.val_size, self.options, initializable=True,
+                                 resize=args.resize)
 
     def warm_start(self, session):
         pass
@@ -106,6 +123,8 @@ class Codes:
                                           ("--pretrained none", args.pretrained == "none"),
                                           ("--skip-bad-images", args.skip_bad_images),
                                           ("--crop-roi", args.crop_roi),
+                                          ("--resize", args.resize),
+                                          ("--scale-jitter", args.scale_jitter),
                                           ("--no-augment", args.no_augment)) if value]
         if given:
             parser.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "

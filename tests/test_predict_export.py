@@ -1,11 +1,12 @@
 """predict.py and export.py on a VGG11 with batch norm trained here on a folder of PNGs of several
-sizes: predict.py's top class is evaluate.py's prediction, image by image; an image alone gets
-what it gets in a batch; explain.py's maps have each image's own size; the SavedModel, loaded by
-a Python that never imports the project, gives the probabilities of the project's own graph;
-bad input is one line and writes nothing."""
+sizes: predict.py's top class is evaluate.py's prediction, image by image; it resizes as the run
+did unless told; an image alone gets what it gets in a batch; explain.py's maps have each
+image's own size; the SavedModel, loaded by a Python that never imports the project, gives the
+probabilities of the project's own graph; bad input is one line and writes nothing."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,7 +29,8 @@ def trained(tmp_path_factory):
     result = call("train_and_val.py", "--dataset", "folder", "--data-dir", root / "images",
                  "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--max-steps", 6,
                  "--batch-size", 8, "--val-size", 4, "--learning-rate", "0.05",
-                 "--log-dir", root / "logs", cwd=root)
+                 "--log-dir", root / "logs",
+                 cwd=root)
     assert result.returncode == 0, result.stderr
     return root / "images", root / "logs"
 
@@ -69,6 +71,29 @@ def test_predict_agrees_with_evaluate_and_an_image_alone_with_a_batch(trained, t
         "print(json.dumps([one, batch]))")
     np.testing.assert_allclose(alone[0], alone[1], rtol=1e-5, atol=1e-7)
     assert np.std(alone[1], axis=0).max() > 1e-3  # the images get different answers
+
+
+def test_predict_resizes_as_the_run_did_unless_told(trained, tmp_path):
+    images, trained_logs = trained
+    config = json.loads((trained_logs / "train" / "config.json").read_text())
+    assert config["runs"][-1]["resize"] == "squash"  # (the default, recorded)
+    logs = tmp_path / "logs"  # the same run, as if trained with --resize crop
+    shutil.copytree(trained_logs, logs)
+    config["runs"][-1]["resize"] = "crop"
+    (logs / "train" / "config.json").write_text(json.dumps(config))
+    files = [str(images / "cat" / f"{n}.png") for n in range(4)]  # 8x8, 20x31, 45x33, 32x32
+
+    def probabilities(*flags):
+        found = predict_json("--log-dir", logs, "--top", 3, *flags, *files, cwd=tmp_path)
+        return np.array([[t["probability"] for t in p["top"]] for p in found])
+
+    own, crop, squash = probabilities(), probabilities("--resize", "crop"), \
+        probabilities("--resize", "squash")
+    np.testing.assert_array_equal(own, crop)
+    # (log probabilities: the logits less one number; the top probability is near 1)
+    change = np.abs(np.log(squash) - np.log(own))
+    assert change[[0, 3]].max() < 1e-4  # square images: the same picture
+    assert change[[1, 2]].max(axis=1).min() > 1e-3  # the others: another
 
 
 def test_predict_takes_folders_in_sorted_order_and_names_a_bad_file(trained, tmp_path):
@@ -157,14 +182,20 @@ def test_explain_on_the_run_has_each_images_size_and_predicts_as_predict(trained
     images, logs = trained
     files = sorted(str(p) for p in (images / "emu").iterdir())[:4]  # (8, 8) (20, 31) (45, 33)
     result = call("explain.py", *files, "--log-dir", logs, "--out", tmp_path / "cams",
-                  "--save-maps", cwd=tmp_path)
+                  "--save-maps", "--resize", "crop", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(Grad-CAM at conv2_1)" in result.stdout  # VGG11 at 32x32: block 2, 16x16
-    predicted = predict_json("--log-dir", logs, "--top", 1, *files, cwd=tmp_path)
+    predicted = predict_json("--log-dir", logs, "--top", 1, "--resize", "crop", *files,
+                             cwd=tmp_path)
     for path, p in zip(files, predicted):
         heat = np.load(tmp_path / "cams" / (os.path.splitext(os.path.basename(path))[0] + ".npy"))
         width, height = Image.open(path).size
         assert heat.shape == (height, width) and heat.dtype == np.float32
         assert 0 <= heat.min() and heat.max() <= 1
+        side = min(height, width)  # --resize crop: the network saw the central square alone
+        top, left = (height - side) // 2, (width - side) // 2
+        outside = np.ones_like(heat, bool)
+        outside[top:top + side, left:left + side] = False
+        assert not heat[outside].any()
         top = p["top"][0]
         assert f"{path}: {top['class']} {top['probability']:.4f}" in result.stdout

@@ -31,7 +31,7 @@ def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
 
 def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
-         crop_roi=False, skip_bad_images=False):
+         crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     pass
 
 

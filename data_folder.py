@@ -243,7 +243,8 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     ``data_pipeline.jitter_crop``), and preprocessed by ``preprocess_batch``. ``val_size``:
     None for about 10% of trainval, or a number of images (see the module docstring). The
     images are validated first (DataError); ``skip_bad_images`` leaves the bad ones out. Works
-    eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
+    eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's share, as for
+    ``data_cifar10.read``."""
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
     data_pipeline.check_read_arguments(preprocess, batch_size, image_size)

@@ -76,7 +76,7 @@ def end_point_names(fc_size=FC_SIZE):
 
 
 def build(images, num_classes=1000, is_training=False, batch_norm=False, dropout_keep_prob=0.5,
-          fc_size=FC_SIZE, until=None):
+          fc_size=FC_SIZE, until=None, dense=None):
     """Build AlexNet on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
 
     Variables live at the root of the variable scope (``conv1/weights`` ... ``fc8/biases``) and
@@ -91,7 +91,8 @@ def build(images, num_classes=1000, is_training=False, batch_norm=False, dropout
     of the logits and no later layer is made. These are ``vgg16.build``'s semantics.
     """
     side = images.shape[1:3].as_list()
-    if len(side) != 2 or None in side or any(image_size_error(s) for s in side):
+    if dense is None and (len(side) != 2 or None in side or any(image_size_error(s)
+                                                               for s in side)):
         raise ValueError(f"image height and width must be known and at least {MIN_SIDE}, "
                          f"got {side}")
     if until is not None and until not in end_point_names(fc_size):
@@ -115,4 +116,4 @@ def build(images, num_classes=1000, is_training=False, batch_norm=False, dropout
                 if after == until:
                     return net, end_points
         return tools.fc_head(net, end_points, num_classes, fc_size, is_training,
-                             dropout_keep_prob, until)
+                             dropout_keep_prob, until, dense)

@@ -218,6 +218,17 @@ def side_range(text):
     return low, high
 
 
+def sides(text):
+    """Q1,Q2,...: whole numbers of at least 1 (--scales)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of sides such as 256,384,512")
+    return values
+
+
 def path(text):
     """A file or folder name: not empty (an empty one would name no place at all)."""
     if not text.strip():
@@ -271,6 +282,13 @@ FLAGS = {
                    "resizes its shorter side to the square's and takes the central square "
                    "(non-square photos keep their proportions) (default: the run's own, "
                    "squash for a new one)"),
+    "dense": dict(action="store_true", help="apply the network densely (the VGG paper's test "
+                  "time): the whole image, its shorter side rescaled to each of --scales with "
+                  "the aspect kept, the fully connected layers as convolutions, the class "
+                  "posterior averaged over the score map and the scales"),
+    "scales": dict(type=sides, metavar="Q1,Q2,...", help="with --dense: the shorter sides to "
+                   "apply the network at, each at least its image size (default: the image "
+                   "size alone)"),
     "scale-jitter": dict(type=side_range, metavar="MIN,MAX", help="training augmentation of the "
                          "VGG paper: each image's shorter side rescaled to a random S in "
                          "[MIN, MAX] (aspect kept), then a random --image-size square cut and "

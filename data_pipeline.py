@@ -41,6 +41,7 @@ CHANNELS = 3
 SPLITS = ("train", "val", "trainval", "test")
 PREPROCESS = ("vgg", "standardize", "none")
 RESIZE = ("squash", "crop")  # how an image of any shape becomes the network's square
+KEEP = "keep"  # (a resize mode for dense evaluation: images kept at their own size, one a batch)
 PAD = 4  # pixels of zero padding before the random crop
 
 # Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255
@@ -87,7 +88,7 @@ def check_read_arguments(preprocess, batch_size, image_size, resize_mode="squash
     if preprocess not in PREPROCESS:
         raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
                          f"{', '.join(PREPROCESS)}")
-    if resize_mode not in RESIZE:
+    if resize_mode not in RESIZE + (KEEP,):
         raise ValueError(f"unknown resize {resize_mode!r}; choose one of {', '.join(RESIZE)}")
     if batch_size < 1 or image_size < 1:
         raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
@@ -150,7 +151,10 @@ def resize(images, image_size, mode="squash"):
     """uint8 image(s) [..., H, W, 3] of any size -> float32 [..., S, S, 3], bilinear: how every
     image file is brought to the network's side, in training, evaluation, prediction and in an
     exported model. ``squash``: to S x S whatever the aspect; ``crop``: the shorter side to S,
-    the aspect kept, then the central S x S (TF-slim's VGG evaluation, at S)."""
+    the aspect kept, then the central S x S (TF-slim's VGG evaluation, at S); ``keep``: as
+    they are (float32), for dense evaluation."""
+    if mode == KEEP:
+        return tf.cast(images, tf.float32)
     if mode == "crop":
         return tf.image.resize_with_crop_or_pad(shorter_side(images, image_size), image_size,
                                                 image_size)
@@ -427,8 +431,9 @@ def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squ
     data = data.map(lambda path, pillow: resize(decode_file(tf.io.read_file(path), pillow),
                                                 image_size, resize_mode),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    data = data.batch(batch_size).map(lambda images: preprocess_batch(images, preprocess),
-                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    data = data.batch(1 if resize_mode == KEEP else batch_size).map(
+        lambda images: preprocess_batch(images, preprocess),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
@@ -485,7 +490,7 @@ def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_
 
     # bytes an image takes in the cache (uint8 up to MAX x 2 MAX for jitter, float32 else)
     each = jitter[1] * jitter[1] * 2 * CHANNELS if jitter else image_size ** 2 * CHANNELS * 4
-    cache = total * each <= CACHE_BYTES
+    cache = total * each <= CACHE_BYTES and resize_mode != KEEP  # (KEEP: sizes unknown)
     if cache:  # decode once, then shuffle the decoded images
         data = data.map(sized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
     if shuffle:
@@ -500,7 +505,8 @@ def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_
                                       item[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         augment = False
-    data = batches(data, batch_size, shuffle, augment, seed)
+    # (images kept at their own sizes do not stack into batches)
+    data = batches(data, 1 if resize_mode == KEEP else batch_size, shuffle, augment, seed)
 
     def transform(images, labels):
         return preprocess_batch(images, preprocess), labels

@@ -5,6 +5,7 @@
     python evaluate.py --checkpoint logs/train/model.ckpt-5000
     python evaluate.py --watch           # each new checkpoint as training writes it
     python evaluate.py --codes codes/flowers --log-dir logs/flowers   # a head on cached codes
+    python evaluate.py --dense --scales 32,40,48 --tta flip   # the VGG paper's dense test
 
 Prints the number of images evaluated, the accuracy (and the top-5 accuracy with more than 5
 classes), per-class accuracy, per-class precision, recall, F1 and support with their macro
@@ -57,6 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="test-time augmentation: 'flip' averages the class probabilities of each "
                         "image and its mirror image")
+    cli.add_flags(p, "dense", "scales")
     p.add_argument("--no-ema", action="store_true",
                    help="use the trained weights even when the checkpoint holds their moving "
                         "averages (a run with --ema-decay; by default those are used)")
@@ -75,9 +77,13 @@ def parse_args(argv=None):
     if args.watch and (args.checkpoint or args.best):
         p.error("--watch follows train/; it does not go with --checkpoint or --best")
     if args.codes and (args.tta != "none" or args.skip_bad_images or args.crop_roi
-                       or args.dataset or args.resize):
-        p.error("--tta, --skip-bad-images, --crop-roi, --resize and --dataset need images; "
-                "they do not go with --codes")
+                       or args.dataset or args.resize or args.dense):
+        p.error("--tta, --skip-bad-images, --crop-roi, --resize, --dense and --dataset need "
+                "images; they do not go with --codes")
+    if args.scales and not args.dense:
+        p.error("--scales goes with --dense")
+    if args.dense and args.resize:
+        p.error("--dense reads each whole image, its aspect kept; --resize does not go with it")
     return args
 
 
@@ -140,7 +146,14 @@ class Evaluator:
         source = input_data.SOURCES[dataset]
         if dataset == config["runs"][-1].get("dataset") and config["runs"][-1].get("crop_roi"):
             args.crop_roi = True  # evaluate the images as the run saw them
-        args.resize = args.resize or config["runs"][-1].get("resize") or "squash"
+        if args.dense:  # the whole image at each scale
+            args.scales = args.scales or [self.model["image_size"]]
+            try:
+                model.check_dense(self.model, args.scales)
+            except ValueError as e:
+                raise cli.UsageError(f"--dense: {e}") from None
+        else:
+            args.resize = args.resize or config["runs"][-1].get("resize") or "squash"
         options = input_data.data_options(args, dataset)
         names = source.class_names(args.data_dir)
         trained = config.get("class_names") or names
@@ -154,9 +167,11 @@ class Evaluator:
         with self.graph.as_default():
             images, labels, self.iterator = model.split_input(
                 self.model, source, args.data_dir, args.split, args.batch_size, val_size,
-                options, initializable=True, resize=args.resize)
+                options, initializable=True,
+                resize=input_data.KEEP if args.dense else args.resize)
             self.tower = model.tower(self.model, images, labels,
-                                     flip_average=args.tta == "flip")
+                                     flip_average=args.tta == "flip",
+                                     dense_scales=args.scales if args.dense else None)
             # the images as the network saw them, back in RGB 0..255
             pixels = input_data.unprocess_batch(images, nets.get(self.model["arch"]).preprocess)
             self.add_details(args.errors, pixels)
@@ -364,13 +379,15 @@ def report(args, checkpoint, step, result, names, files, averaged=False):
 
     eval_dir = runs.RunDir(args.log_dir).eval
     os.makedirs(eval_dir, exist_ok=True)
-    how = ("-codes" if args.codes else "") + ("-tta-flip" if args.tta == "flip" else "") + (
+    how = ("-codes" if args.codes else "") + ("-dense" if getattr(args, "dense", False) else "") \
+        + ("-tta-flip" if args.tta == "flip" else "") + (
         "-no-ema" if args.no_ema else "")
     # what makes two evaluations of one checkpoint and split the same
     evaluation = {"data": os.path.abspath(args.codes or args.data_dir),
                   "dataset": getattr(args, "dataset", None), "moving_averages": averaged,
                   "crop_roi": bool(getattr(args, "crop_roi", False)), "tta": args.tta,
                   "resize": getattr(args, "resize", None),
+                  "dense": args.scales if getattr(args, "dense", False) else None,
                   "precision": getattr(args, "precision", "fp32")}
     stem = report_stem(args, checkpoint, how, evaluation)
     accuracy, loss = found["accuracy"], found["loss"]

@@ -111,6 +111,61 @@ def head(features, config, is_training=False, dropout_keep_prob=0.5):
         return tools.fc("head_logits", net, config["num_classes"], relu=False)
 
 
+def dense_side(config, side=None):
+    """The side of the map the network's first fully connected layer reads (pool5 for VGG and
+    AlexNet) on SIDE x SIDE images (default: the configured image size): the window of its
+    dense form; 0 when the images are too small for one."""
+    network = nets.get(config["arch"])
+    side = side or config["image_size"]
+    with tf.Graph().as_default():
+        try:
+            features, _ = network.make(tf1.placeholder(tf.float32, [1, side, side, 3]), None,
+                                       fc_size=0, dense=1)
+        except ValueError:  # a pool or convolution without a window that fits
+            return 0
+    return int(features.shape[1]) if features.shape.ndims == 4 else 0
+
+
+def check_dense(config, scales):
+    """ValueError saying why the configured network cannot be applied densely at each of
+    ``scales`` (shorter sides), if it cannot."""
+    network = nets.get(config["arch"])
+    if config.get("head") or not network.dense:
+        raise ValueError(f"{config['arch']}{' with a head on codes' if config.get('head') else ''}"
+                         " has no dense form (its fully connected layers as convolutions)")
+    window = dense_side(config)
+    small = [q for q in scales if dense_side(config, q) < window]
+    if small:
+        raise ValueError(f"scale {small[0]} is too small: {config['arch']} trained at "
+                         f"{config['image_size']}x{config['image_size']} needs a shorter side "
+                         f"of at least {config['image_size']}")
+
+
+def dense_logits(config, images, scales, flip=False):
+    """The network applied densely (the VGG paper's test time): ``images`` (preprocessed, any
+    height and width, equal within the batch) resized so that their shorter side is each of
+    ``scales`` (aspect kept), the fully connected layers as convolutions over the whole image
+    (``nets.Network.dense``), the class posterior averaged over the score map (and with
+    ``flip`` over the image and its mirror), then over the scales. Returns the log of that mean
+    posterior [B, classes]: logits whose softmax is it. At the trained size the score map is
+    one position, and this is the ordinary network's log-softmax."""
+    config = {**MODEL_DEFAULTS, **config}
+    network = nets.get(config["arch"])
+    window = dense_side(config)
+    options = dict(batch_norm=config["batch_norm"], fc_size=config["fc_size"])
+    means = []
+    for side in scales:
+        scaled = input_data.shorter_side(images, side)
+        for mirrored in ((False, True) if flip else (False,)):
+            score_map, _ = network.make(tf.reverse(scaled, axis=[2]) if mirrored else scaled,
+                                        config["num_classes"], dense=window, **options)
+            log_posterior = tf.nn.log_softmax(tf.cast(score_map, tf.float32))
+            positions = tf.cast(tf.reduce_prod(tf.shape(log_posterior)[1:3]), tf.float32)
+            means.append(tf.reduce_logsumexp(log_posterior, axis=[1, 2]) -
+                         tf.math.log(positions))
+    return tf.reduce_logsumexp(tf.stack(means), axis=0) - tf.math.log(float(len(means)))
+
+
 def layer_variables(layers=None):
     """The trainable variables of the named layers (all of them for None)."""
     return [v for v in tf1.trainable_variables()
@@ -147,16 +202,23 @@ def set_head_input(session, train_codes):
 
 
 def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable_layers=None,
-          dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False, codes=False):
+          dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False, codes=False,
+          dense_scales=None):
     """The network on ``images`` and its loss against ``labels``. Only the variables of
     ``trainable_layers`` (default: all layers) train, and weight decay covers their weights;
     ``label_smoothing`` softens the targets of the total loss (see ``tools.loss``).
     ``flip_average`` (evaluation): each image's class probabilities are the mean of the
     network's on the image and on its mirror image; ``logits`` are their logarithms.
-    ``codes``: ``images`` are cached codes and the tower is the head alone (see ``inference``)."""
+    ``codes``: ``images`` are cached codes and the tower is the head alone (see ``inference``).
+    ``dense_scales`` (evaluation): the network applied densely at those shorter sides
+    (``dense_logits``, with ``flip_average`` over mirrors too); ``end_points`` is then empty."""
     if flip_average and codes:
         raise ValueError("flip_average needs images, not codes")
-    logits, end_points = inference(config, images, is_training, dropout_keep_prob, codes)
+    if dense_scales:
+        logits, end_points = dense_logits(config, images, dense_scales, flip_average), {}
+        flip_average = False
+    else:
+        logits, end_points = inference(config, images, is_training, dropout_keep_prob, codes)
     if flip_average:
         mirrored, _ = inference(config, tf.reverse(images, axis=[2]), is_training,
                                 dropout_keep_prob)
@@ -310,12 +372,14 @@ def run_split(session, iterator, tower, details=None):
                        mistakes=mistakes)
 
 
-def classify(config, images):
+def classify(config, images, dense_scales=None):
     """``(probabilities float32 [B, classes], classes int64 [B], logits)`` of the network (not
     training: no dropout, batch norm from its moving statistics, so an image gets the same
-    answer alone as in any batch) on preprocessed ``images``. Rank classes by the logits:
-    probabilities that round to 0 (or 1) no longer tell their classes apart."""
-    logits, _ = inference(config, images)
+    answer alone as in any batch) on preprocessed ``images``; applied densely at
+    ``dense_scales`` when given (``dense_logits``). Rank classes by the logits: probabilities
+    that round to 0 (or 1) no longer tell their classes apart."""
+    logits = dense_logits(config, images, dense_scales) if dense_scales else \
+        inference(config, images)[0]
     logits = tf.cast(logits, tf.float32)
     return tf.nn.softmax(logits), tf.argmax(logits, axis=-1), logits
 

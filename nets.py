@@ -51,7 +51,7 @@ class Network:
     code_layers: Tuple[str, ...]
     fc_layers: Tuple[str, ...]
     default_code_layer: Optional[str] = None  # (None: the first of code_layers)
-    build_args: Tuple[str, ...] = ("batch_norm", "fc_size", "dropout_keep_prob")
+    build_args: Tuple[str, ...] = ("batch_norm", "fc_size", "dropout_keep_prob", "dense")
     preprocess: str = "vgg"
     head: str = "fc8"
     keras_application: Optional[str] = None  # keras.applications model with the same weights
@@ -62,6 +62,11 @@ class Network:
         hidden fully connected layers, say) are left out."""
         return self.build(images, num_classes, is_training=is_training, until=until,
                           **{k: v for k, v in options.items() if k in self.build_args})
+
+    @property
+    def dense(self):
+        """Whether it can be applied densely (takes ``dense``)."""
+        return "dense" in self.build_args
 
     @property
     def codes_default(self):

@@ -4,6 +4,7 @@
     python predict.py --best --top 3 photos/     # the best checkpoint by validation accuracy
     python predict.py --json img.png > out.json  # one JSON document
     python predict.py --weights pretrained/vgg16.npy --arch vgg16 cat.jpg   # ImageNet's classes
+    python predict.py --dense --scales 256,384,512 photos/   # the whole image, at three scales
 
 Takes image files of any size in the formats the folder reader takes (JPEG, PNG, BMP, GIF,
 PPM/PGM) and folders (every image under them, in sorted order). Each image is decoded, resized
@@ -46,27 +47,36 @@ def parse_args(argv=None):
                                          "vgg16.npy): ImageNet's 1000 classes at 224x224")
     cli.add_flags(p, "arch", "resize", "batch-size", "precision", "verbose", batch_size=32,
                   choices={"arch": nets.NAMES})
+    cli.add_flags(p, "dense", "scales")
     p.add_argument("--top", type=cli.at_least(1), default=5, help="classes shown per image")
     p.add_argument("--json", action="store_true",
                    help="print one JSON document: [{file, top: [{class, index, probability}]}]")
     p.add_argument("--no-ema", action="store_true",
                    help="use a run's trained weights even when its checkpoint holds their "
                         "moving averages")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.scales and not args.dense:
+        p.error("--scales goes with --dense")
+    if args.dense and args.resize:
+        p.error("--dense reads each whole image, its aspect kept; --resize does not go with it")
+    return args
 
 
 image_files = input_data.image_files  # (its home is data_pipeline.py)
 
 
-def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr):
-    """``(probabilities, logits)``, each [len(files), classes], of every file, in order."""
+def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr,
+            dense_scales=None):
+    """``(probabilities, logits)``, each [len(files), classes], of every file, in order; with
+    ``dense_scales`` the network applied densely at those shorter sides, one image a batch
+    (``model.dense_logits``)."""
     with tf.Graph().as_default():
         images, _, iterator = model.inputs(lambda: input_data.read_files(
             files, batch_size, config["image_size"], nets.get(config["arch"]).preprocess,
-            config["resize"]).map(
+            input_data.KEEP if dense_scales else config.get("resize", "squash")).map(
                 lambda batch: (batch, tf.zeros([tf.shape(batch)[0]], tf.int32))),
             initializable=True)
-        probabilities, _, logits = model.classify(config, images)
+        probabilities, _, logits = model.classify(config, images, dense_scales)
         with tf1.Session(config=devices.session_config(precision)) as session:
             load(session)
             session.run(iterator.initializer)
@@ -94,8 +104,15 @@ def run(args):
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
     if args.resize:
         classifier.config["resize"] = args.resize
+    scales = None
+    if args.dense:
+        scales = args.scales or [classifier.config["image_size"]]
+        try:
+            model.check_dense(classifier.config, scales)
+        except ValueError as e:
+            raise cli.UsageError(f"--dense: {e}") from None
     probabilities, logits = predict(classifier.config, files, classifier.load,
-                                    args.batch_size, args.precision)
+                                    args.batch_size, args.precision, dense_scales=scales)
     results = [{"file": path, "top": top_classes(p, l, classifier.class_names, args.top)}
                for path, p, l in zip(files, probabilities, logits)]
     if args.json:

@@ -120,33 +120,52 @@ def max_pool(name, x, kernel_size=2, stride=2):
     return tf.nn.max_pool2d(x, ksize=kernel_size, strides=stride, padding="VALID", name=name)
 
 
-def fc(name, x, out_size, relu=True):
+def fc(name, x, out_size, relu=True, window=None):
     """Fully connected layer. A 4-D input is flattened in height, width, channel order, which is
-    the order of the public fc6 weights (7x7x512 -> 25088). ``relu=False`` gives plain logits."""
-    if x.shape.ndims == 4:
-        x = tf.reshape(x, [-1, int(np.prod(x.shape[1:]))])
-    in_size = int(x.shape[-1])
+    the order of the public fc6 weights (7x7x512 -> 25088). ``relu=False`` gives plain logits.
+    ``window`` (dense application, an int): the same layer, the same variables, as a
+    ``window`` x ``window`` convolution ('VALID', stride 1) over a 4-D input of any height and
+    width; its weights [window * window * C, out] reshaped to the kernel [window, window, C,
+    out] (the flattening order), so at each position it computes what the layer computes on
+    the window there."""
+    if window is not None:
+        channels = int(x.shape[-1])
+        in_size = window * window * channels
+    else:
+        if x.shape.ndims == 4:
+            x = tf.reshape(x, [-1, int(np.prod(x.shape[1:]))])
+        in_size = int(x.shape[-1])
     with tf1.variable_scope(name):
         weights = _weights([in_size, out_size], fan_in=in_size if relu else 2 * in_size)
         biases = _biases(out_size)
-        y = tf.nn.bias_add(tf.matmul(x, weights), biases)
+        if window is None:
+            y = tf.nn.bias_add(tf.matmul(x, weights), biases)
+        else:
+            kernel = tf.reshape(weights, [window, window, channels, out_size])
+            y = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides=1, padding="VALID"), biases)
         return tf.nn.relu(y) if relu else y
 
 
-def fc_head(net, end_points, num_classes, fc_size, is_training, dropout_keep_prob, until=None):
+def fc_head(net, end_points, num_classes, fc_size, is_training, dropout_keep_prob, until=None,
+            dense=None):
     """The fully connected top of VGG and AlexNet on ``net``: fc6 and fc7, ``fc_size`` wide
     (ReLU, then dropout while training; none for 0), and fc8, the logits. Returns ``(logits,
     end_points)`` as the networks' ``build`` does: the features fc8 would read for no
-    ``num_classes``, or a layer's output when it is ``until``."""
+    ``num_classes``, or a layer's output when it is ``until``. ``dense`` (an int: the side of
+    ``net`` at the size the network was trained at) applies the layers as convolutions (the
+    first ``dense`` x ``dense``, the others 1x1, see ``fc``) over a ``net`` of any size: the
+    logits are then a score map [B, h, w, classes]."""
+    window = dense
     for name in ("fc6", "fc7") if fc_size else ():
-        net = fc(name, net, fc_size)
+        net = fc(name, net, fc_size, window=window)
+        window = 1 if dense else None
         end_points[name] = net
         if name == until:
             return net, end_points
         net = dropout(net, dropout_keep_prob, is_training)
     if not num_classes:
         return net, end_points
-    logits = fc("fc8", net, num_classes, relu=False)
+    logits = fc("fc8", net, num_classes, relu=False, window=window)
     end_points["logits"] = logits
     return logits, end_points
 

@@ -50,7 +50,7 @@ def image_size_error(side):
 
 
 def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=False,
-          dropout_keep_prob=0.5, fc_size=FC_SIZE, until=None):
+          dropout_keep_prob=0.5, fc_size=FC_SIZE, until=None, dense=None):
     """Build VGG on ``images`` [batch, side, side, 3] and return ``(logits, end_points)``.
 
     Variables live at the root of the variable scope (``conv1_1/weights`` ... ``fc8/biases``) and
@@ -64,11 +64,16 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
     reads pool5 directly (the usual head for 32x32 inputs: 512 -> classes). ``until`` names a layer
     of ``end_points`` (``pool5``, ``fc6`` ...) to stop after: its output is returned in place of
     the logits and no later layer is made (a backbone cut there, for a head trained on codes).
+    ``dense`` (pool5's side at the trained image size: 1 at 32x32, 7 at 224x224) applies the
+    network densely (the VGG paper's test time): fc6-fc8 as convolutions with the same weights
+    (``tools.fc_head``) on images of any height and width (known or not, at least the trained
+    size), and the logits are a class score map [batch, h, w, classes].
     """
     if arch not in CONFIGS:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
     side = images.shape[1:3].as_list()
-    if len(side) != 2 or None in side or any(image_size_error(s) for s in side):
+    if dense is None and (len(side) != 2 or None in side or any(image_size_error(s)
+                                                               for s in side)):
         raise ValueError(f"image height and width must be known multiples of {SIDE_MULTIPLE}, "
                          f"got {side}")
     if until is not None and until not in (conv_layer_names(arch) + [f"pool{b}" for b in range(
@@ -91,4 +96,4 @@ def build(images, num_classes=10, arch="vgg16", is_training=False, batch_norm=Fa
             if name == until:
                 return net, end_points
         return tools.fc_head(net, end_points, num_classes, fc_size, is_training,
-                             dropout_keep_prob, until)
+                             dropout_keep_prob, until, dense)

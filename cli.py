@@ -312,14 +312,14 @@ FLAGS = {
                         "then stop early"),
     "lr-steps": dict(help="with --lr-schedule step: the epochs at which the rate is divided by "
                      "10, such as 30,60,90"),
-    "plateau-patience": dict(type=at_least(1), default=2, help="with --lr-schedule plateau: "
+    "plateau-patience": dict(type=at_least(1), help="with --lr-schedule plateau: "
                              "validations without a better accuracy before each decay (and "
-                             "before the early stop after the last one)"),
-    "plateau-factor": dict(type=finite_float, default=0.1,
+                             "before the early stop after the last one) (default 2)"),
+    "plateau-factor": dict(type=finite_float,
                            help="with --lr-schedule plateau: what each decay multiplies the "
-                           "rate by"),
-    "plateau-decays": dict(type=at_least(0), default=3, help="with --lr-schedule plateau: "
-                           "decays before the run stops early"),
+                           "rate by (default 0.1)"),
+    "plateau-decays": dict(type=at_least(0), help="with --lr-schedule plateau: "
+                           "decays before the run stops early (default 3)"),
     "warmup-steps": dict(type=at_least(0), help="steps of linear learning-rate warm-up "
                          "(default: --warmup-fraction of the run)"),
     "warmup-fraction": dict(type=finite_float, default=0.05, help="share of the run's steps "

@@ -36,7 +36,17 @@ def check_flags(p, args, network):
         p.error(f"--init-layers paper: the VGG paper's layers ({', '.join(PAPER_LAYERS)}) are "
                 "layers of VGG trained on images, not of "
                 f"{'a head on codes' if args.codes else args.arch}")
-    args.skip += [s for s in network.layers if s not in PAPER_LAYERS and s not in args.skip]
+    args.init_skipped = [s for s in network.layers if s not in PAPER_LAYERS
+                         and s not in args.skip]
+    args.skip += args.init_skipped
+
+
+def skips(args):
+    """``{layer: why}`` of the layers --pretrained does not give: asked (--skip), or outside
+    the paper's set (--init-layers paper)."""
+    paper = set(getattr(args, "init_skipped", ()))
+    return {layer: "not in the paper's set (--init-layers paper)" if layer in paper else "asked"
+            for layer in args.skip}
 
 
 def is_run(path):
@@ -77,7 +87,7 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
     for layer in layers:
         variables = by_layer.get(layer, [])
         if layer in skip:
-            report.append((layer, "skipped", "asked"))
+            report.append((layer, "skipped", skip[layer] if isinstance(skip, dict) else "asked"))
         elif not variables:
             if layer in in_checkpoint:
                 report.append((layer, "not in graph", ""))

@@ -14,6 +14,10 @@ import tensorflow as tf
 
 tf1 = tf.compat.v1
 
+# --plateau-patience, --plateau-factor, --plateau-decays when not given
+PLATEAU_DEFAULTS = {"plateau_patience": 2, "plateau_factor": 0.1, "plateau_decays": 3}
+
+
 def check_flags(p, args):
     """The schedule's own flags, checked with the parser ``p`` (``p.error`` on a bad one);
     ``args.lr_steps`` becomes a tuple of epochs."""
@@ -33,6 +37,14 @@ def check_flags(p, args):
             p.error(f"--lr-steps {given!r}: give the epochs at which the rate is divided by 10, "
                     "positive and increasing, such as --lr-steps 30,60,90")
         args.lr_steps = epochs
+    given = [f"--plateau-{name}" for name in ("patience", "factor", "decays")
+             if getattr(args, f"plateau_{name}") is not None]
+    if given and args.lr_schedule != "plateau":
+        p.error(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --lr-schedule "
+                "plateau")
+    for name, default in PLATEAU_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.lr_schedule == "plateau":
         if not 0 < args.plateau_factor < 1:
             p.error("--plateau-factor must be above 0 and below 1")
@@ -111,8 +123,9 @@ class Plateau:
 
     NAMES = ("factor", "best_accuracy", "bad_validations", "decays")
 
-    def __init__(self, patience, factor, decays):
+    def __init__(self, patience, factor, decays, max_steps=None):
         self.patience, self.decay_factor, self.decays = patience, factor, decays
+        self.max_steps = max_steps  # (a stop there is the run's end, not an early one)
         with tf1.variable_scope("lr_schedule"):
             self.variables = [
                 tf1.get_variable(name, initializer=np.array(start, dtype), trainable=False,
@@ -138,7 +151,9 @@ class Plateau:
                     f"(decay {made} of {self.decays}): validation accuracy has not improved "
                     f"on {best:.4f} for {validations(self.patience)}"), False
         if event == "stop":
-            return (f"stopped early at step {step}: validation accuracy has not improved on "
+            what = "stopped early" if not self.max_steps or step < self.max_steps else \
+                "reached --max-steps, where it would have stopped early"
+            return (f"{what} at step {step}: validation accuracy has not improved on "
                     f"{best:.4f} for {validations(waited)} after "
                     + (f"the last of {self.decays} decays" if self.decays else
                        "--plateau-decays 0")), True

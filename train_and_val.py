@@ -289,8 +289,8 @@ def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=N
     synchronous = protocol is not None and not protocol.async_updates
     ema = tf1.train.ExponentialMovingAverage(args.ema_decay, num_updates=global_step) \
         if args.ema_decay and synchronous else None
-    plateau = schedules.Plateau(args.plateau_patience, args.plateau_factor,
-                                args.plateau_decays) if args.lr_schedule == "plateau" else None
+    plateau = schedules.Plateau(args.plateau_patience, args.plateau_factor, args.plateau_decays,
+                                max_steps) if args.lr_schedule == "plateau" else None
     train_op, figures, var_list, optimizer = train_step(
         args, config, images, labels, data.trainable_layers(args), global_step, max_steps,
         protocol, codes=data.codes, ema=ema, steps_per_epoch=steps_per_epoch, plateau=plateau)
@@ -560,11 +560,12 @@ def train(args):
         def warm_start(scaffold, session):
             data.warm_start(session)
             if pretrained and pretrained[1] is None:  # a checkpoint of a run
-                from_run.load(pretrained[0], session, nets.get(args.arch).layers, args.skip)
+                from_run.load(pretrained[0], session, nets.get(args.arch).layers,
+                              from_run.skips(args))
                 if graph["ema_sync"] is not None:  # the averages start from the loaded weights
                     session.run(graph["ema_sync"])
             elif pretrained:
-                weights.load_pretrained(pretrained[0], session, skip=args.skip,
+                weights.load_pretrained(pretrained[0], session, skip=from_run.skips(args),
                                         layers=pretrained[1],
                                         fold=("fc6",) if args.fold_fc6 else ())
                 pretrained[1].clear()  # (the file's arrays are in the graph now)

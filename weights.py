@@ -214,11 +214,11 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
     """
     weights = read_weights(path) if layers is None else layers
     variables = graph_layers(session.graph)
-    skip = set(skip or ())
+    skip = skip if isinstance(skip, dict) else dict.fromkeys(skip or (), "asked")  # layer: why
     report = []
     for layer in sorted(set(weights) | set(variables), key=_layer_order):
         if layer in skip:
-            report.append((layer, "skipped", "asked"))
+            report.append((layer, "skipped", skip[layer]))
         elif layer not in variables:
             report.append((layer, "not in graph", ""))
         elif layer not in weights:

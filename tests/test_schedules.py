@@ -27,6 +27,21 @@ def test_plateau_decays_after_the_patience_at_most_as_often_as_asked_then_stops(
     assert state[1:] == (0.71, 4, 2)  # the best, validations without it, the decays made
 
 
+def test_a_stop_at_the_last_step_is_not_called_early():
+    with tf.Graph().as_default():
+        plateau = schedules.Plateau(1, 0.1, 0, max_steps=10)
+        with tf1.Session() as session:
+            session.run(tf1.global_variables_initializer())
+            assert plateau.after_validation(session, 5, 0.5) == (None, False)
+            early, stop = plateau.after_validation(session, 6, 0.4)
+            assert stop and early.startswith("stopped early at step 6: ")
+            session.run(tf1.global_variables_initializer())
+            plateau.after_validation(session, 5, 0.5)
+            last, stop = plateau.after_validation(session, 10, 0.4)
+            assert stop and last.startswith("reached --max-steps, where it would have stopped "
+                                            "early at step 10: ")
+
+
 def rates(schedule, steps, **flags):
     args = argparse.Namespace(**{"learning_rate": 0.1, "lr_schedule": schedule,
                                  "warmup_steps": 0, "lr_steps": None, **flags})
@@ -55,6 +70,8 @@ def test_step_divides_by_ten_at_each_epoch_asked_and_plateau_multiplies_by_its_f
     (["--lr-schedule", "plateau", "--plateau-factor", "1"], "--plateau-factor must be above 0"),
     (["--lr-schedule", "plateau", "--val-size", "0"], "needs a validation split"),
     (["--lr-schedule", "plateau", "--async"], "does not go with --async"),
+    (["--plateau-patience", "3", "--plateau-decays", "1"],
+     "--plateau-patience, --plateau-decays go with --lr-schedule plateau"),
 ])
 def test_schedule_flags_that_cannot_work_are_one_line(workspace, tmp_path, flags, words):
     root, _ = workspace

@@ -32,6 +32,7 @@ import data_pipeline
 
 NAME = "cifar10"
 OPTIONS = ()
+AUGMENT = ("crop", "flip")  # what augment=True means: a mirrored CIFAR-10 image keeps its class
 
 DEFAULT_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 DEFAULT_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -270,6 +271,12 @@ def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     return max(1, _record_count(validate(data_dir, "trainval")) // 10)
 
 
+def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """None: a mirrored CIFAR-10 image keeps its class."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return None
+
+
 def decode(records):
     """A batch of raw records (strings) -> (images uint8 [B, 32, 32, 3] RGB, labels int32 [B])."""
     raw = tf.io.decode_raw(records, tf.uint8, fixed_length=RECORD_BYTES)
@@ -298,7 +305,8 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     image_size = IMAGE_SIZE if image_size is None else image_size
     data_pipeline.check_read_arguments(preprocess, batch_size, image_size, resize, scale_jitter)
-    jitter = scale_jitter if augment else None
+    modes = data_pipeline.augmentations(augment, AUGMENT)
+    jitter = scale_jitter if modes else None
     paths = validate(data_dir, split)
     total = _record_count(paths)
     # The records stay as strings read from the files (not constants in the graph) and are
@@ -316,14 +324,17 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
-    data = data_pipeline.batches(data, batch_size, shuffle, augment, seed)
+    data = data_pipeline.batches(data, batch_size, shuffle, bool(modes), seed)
 
     def transform(records, batch_seed=None):
         images, labels = decode(records)
-        if jitter:
-            images = data_pipeline.jitter_batch(images, image_size, jitter, batch_seed)
-        elif augment:
-            images = data_pipeline.augment_batch(images, batch_seed)
+        if jitter:  # (its own seed, apart from the flips')
+            jitter_seed, batch_seed = tf.unstack(tf.random.split(batch_seed, 2))
+            images = data_pipeline.jitter_batch(images, image_size, jitter, jitter_seed)
+        if modes:
+            images, labels = data_pipeline.augment_batch(
+                images, batch_seed, labels, crop="crop" in modes and not jitter,
+                flip="flip" in modes)
         images = tf.cast(images, tf.float32)
         if image_size != images.shape[1]:
             images = data_pipeline.resize(images, image_size, resize)

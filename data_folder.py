@@ -45,6 +45,7 @@ import data_pipeline
 
 NAME = "folder"
 OPTIONS = ("skip_bad_images",)
+AUGMENT = ("crop", "flip")  # what augment=True means (--augment crop for classes a mirror changes)
 
 TEST_PERCENT = 10  # share of the images in test when there is no test/ folder
 VAL_PERCENT = 10  # share of trainval in val when val_size is None
@@ -231,6 +232,13 @@ def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     return None
 
 
+def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """None: a mirrored image keeps its class (as far as this source knows; --augment crop
+    says otherwise)."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return None
+
+
 def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
          crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
@@ -251,4 +259,4 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     files = _split(data_dir, split, val_size, skip_bad_images)
     return data_pipeline.file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess,
                                        image_size, repeat, seed, shard=shard, resize_mode=resize,
-                                       scale_jitter=scale_jitter)
+                                       scale_jitter=scale_jitter, default_augment=AUGMENT)

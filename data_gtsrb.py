@@ -48,6 +48,26 @@ import weights
 
 NAME = "gtsrb"
 OPTIONS = ("crop_roi", "skip_bad_images")
+AUGMENT = ("crop", "flip")  # the flips keep labels true: see MIRRORS
+
+# What a left-right mirror image of each sign shows, by ClassId (signnames.csv): the signs a
+# mirror leaves as they are, and the pairs it swaps; every other sign (the digits of the speed
+# limits, the lorry, the curve and arrow signs without a partner, the roundabout's direction)
+# becomes no sign, and is never flipped.
+MIRROR_SELF = (11, 12, 13, 15, 17, 18, 22, 26, 30, 35)
+MIRROR_PAIRS = ((19, 20), (33, 34), (36, 37), (38, 39))
+# Class folder names of the German-named copies (as in ../shared/data/gtsrb-sample), by ClassId
+GERMAN_NAMES = (
+    "20_kmh", "30_kmh", "50_kmh", "60_kmh", "70_kmh", "80_kmh", "80_aufgehoben", "100_kmh",
+    "120_kmh", "ueberholverbot", "lkw_ueberholverbot", "einmalige_vorfahrt", "vorfahrsstrasse",
+    "vorfahrt_gewaehren", "stopp", "durchfahrt_verboten", "lkw_verboten", "verbot_der_einfahrt",
+    "gefahrenstelle", "scharfe_kurve_links", "scharfe_kurve_rechts", "s_kurve_links",
+    "unebene_fahrbahn", "rutschgefahr", "verengte_fahrbahn", "baustelle", "ampel", "fussgaenger",
+    "achtung_kinder", "achtung_fahrrad", "achtung_eis", "achtung_wildwechsel", "unbegrenzt",
+    "vorgeschrieben_rechts", "vorgeschrieben_links", "vorgeschrieben_geradeaus",
+    "vorgeschrieben_geradeaus_rechts", "vorgeschrieben_geradeaus_links", "vorbeifahren_rechts",
+    "vorbeifahren_links", "kreisverkehr", "ueberholverbot_aufgehoben",
+    "lkw_ueberholverbot_aufgehoben")
 
 NUM_CLASSES = 43
 SIGN_NAMES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "signnames.csv")
@@ -126,6 +146,38 @@ def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
 def num_classes(data_dir, *, crop_roi=False, skip_bad_images=False):
     """43, or how many class folders there are."""
     return len(class_names(data_dir))
+
+
+def mirror_ids():
+    """``[m]`` by ClassId: the ClassId a mirrored sign of each shows, -1 for none."""
+    ids = [-1] * NUM_CLASSES
+    for class_id in MIRROR_SELF:
+        ids[class_id] = class_id
+    for left, right in MIRROR_PAIRS:
+        ids[left], ids[right] = right, left
+    return ids
+
+
+def class_id(name):
+    """The ClassId a class name stands for: an official sign name, a German folder name of
+    GERMAN_NAMES, or a number (the official folders 00000..00042); None if none."""
+    official = {n.lower(): i for i, n in enumerate(sign_names())}
+    german = {n: i for i, n in enumerate(GERMAN_NAMES)}
+    key = name.strip().lower()
+    if key.isdigit() and int(key) < NUM_CLASSES:
+        return int(key)
+    return official.get(key, german.get(key))
+
+
+def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """For each class (in label order), the label a mirrored image of it shows, -1 for none
+    (``MIRROR_SELF``, ``MIRROR_PAIRS``); classes whose ClassId their name does not tell, or
+    whose partner is not among the classes, are never flipped."""
+    names = class_names(data_dir)
+    ids = [class_id(name) for name in names]
+    by_id = {i: label for label, i in enumerate(ids) if i is not None}
+    table = mirror_ids()
+    return [by_id.get(table[i], -1) if i is not None and table[i] >= 0 else -1 for i in ids]
 
 
 def _read_gt_csv(path):
@@ -457,12 +509,14 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
     layout = gtsrb_layout(data_dir)
     options = (batch_size, shuffle, augment, preprocess, image_size, repeat, seed)
+    sizing = dict(resize_mode=resize, scale_jitter=scale_jitter, default_augment=AUGMENT,
+                  mirrors=mirrors(data_dir))
     if layout.kind != "pickles":
         images = _split(data_dir, split, val_size, crop_roi, skip_bad_images)
         files = [(image.path, image.label, image.decoder) for image in images]
         boxes = [image.box for image in images] if crop_roi else None
         return data_pipeline.file_pipeline(data_dir, files, *options, boxes=boxes, shard=shard,
-                                           resize_mode=resize, scale_jitter=scale_jitter)
+                                           **sizing)
     _no_roi(layout, data_dir, crop_roi)
     parts = _pickle_parts(data_dir, split, val_size)
     features = np.concatenate([f for _, f, _ in parts]) if len(parts) > 1 else parts[0][1]
@@ -478,5 +532,4 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         image.set_shape(features.shape[1:])
         return image, item["label"]
 
-    return data_pipeline.pipeline(data, load, len(labels), *options, shard, resize,
-                                  scale_jitter)
+    return data_pipeline.pipeline(data, load, len(labels), *options, shard, **sizing)

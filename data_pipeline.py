@@ -43,6 +43,8 @@ PREPROCESS = ("vgg", "standardize", "none")
 RESIZE = ("squash", "crop")  # how an image of any shape becomes the network's square
 KEEP = "keep"  # (a resize mode for dense evaluation: images kept at their own size, one a batch)
 PAD = 4  # pixels of zero padding before the random crop
+AUGMENTATIONS = ("crop", "flip")  # what a reader's augment may ask for
+JITTER_STREAM = 7919  # added to the seed of the scale jitter's random stream
 
 # Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255
 # (the commonly published figures), used by preprocess="standardize".
@@ -102,21 +104,46 @@ def check_read_arguments(preprocess, batch_size, image_size, resize_mode="squash
 # Batches: augmentation and preprocessing
 # ----------------------------------------------------------------------------------------------
 
-def augment_batch(images, seed):
+def augmentations(augment, default=AUGMENTATIONS):
+    """The augmentations a reader's ``augment`` asks for, a tuple of AUGMENTATIONS: False, None
+    or "none" for none, True for the source's DEFAULT, or "crop,flip", "crop", ("flip",) ..."""
+    if augment is True:
+        return tuple(default)
+    if not augment or augment == "none":
+        return ()
+    modes = tuple(augment.split(",")) if isinstance(augment, str) else tuple(augment)
+    unknown = [m for m in modes if m not in AUGMENTATIONS]
+    if unknown or len(set(modes)) != len(modes):
+        raise ValueError(f"augment {augment!r}: give 'none' or some of {', '.join(AUGMENTATIONS)}"
+                         ", each once")
+    return modes
+
+
+def augment_batch(images, seed, labels=None, crop=True, flip=True, mirrors=None):
     """A random crop of each image (square, side S: 32 for CIFAR-10) padded by 4 zero pixels,
     mirrored with probability 1/2, drawn per image from the stateless ``seed`` (shape [2]). Two
-    gathers over the batch; S is the static side when known (it keeps the static shape)."""
+    gathers over the batch; S is the static side when known (it keeps the static shape).
+    ``crop``/``flip`` False leave that part out. ``mirrors`` (a list: the class a mirrored
+    image of each class shows, -1 for none) keeps the labels true: only images of a class with
+    a mirror class are flipped, and their ``labels`` become it. Returns ``(images, labels)``."""
     batch = tf.shape(images)[0]
     side = images.shape[1] if images.shape[1] is not None else tf.shape(images)[1]
     crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
     offsets = tf.random.stateless_uniform([batch, 2], crop_seed, 0, 2 * PAD + 1, tf.int32)
-    flip = tf.random.stateless_uniform([batch, 1], flip_seed, 0, 2, tf.int32)
+    if not crop:
+        offsets = tf.fill([batch, 2], PAD)
+    flipped = tf.random.stateless_uniform([batch, 1], flip_seed, 0, 2, tf.int32) > 0
+    flipped = tf.logical_and(flipped, flip)
+    if mirrors is not None and flip:
+        mirror_of = tf.gather(tf.constant(mirrors, tf.int32), labels)
+        flipped = tf.logical_and(flipped, (mirror_of >= 0)[:, None])
+        labels = tf.where(flipped[:, 0], mirror_of, labels)
     steps = tf.range(side)[None, :]
     rows = offsets[:, :1] + steps
-    cols = offsets[:, 1:] + tf.where(flip > 0, side - 1 - steps, steps)
+    cols = offsets[:, 1:] + tf.where(flipped, side - 1 - steps, steps)
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(cropped, cols, axis=2, batch_dims=1)
+    return tf.gather(cropped, cols, axis=2, batch_dims=1), labels
 
 
 def preprocess_batch(images, mode):
@@ -183,24 +210,25 @@ def at_most(image, side):
     return tf.cond(tf.minimum(shape[0], shape[1]) > side, smaller, lambda: image)
 
 
-def jitter_crop(image, image_size, scale_jitter, seed):
+def jitter_crop(image, image_size, scale_jitter, seed, flip=True):
     """Scale jittering of one image [H, W, C] (uint8 or float32) from the stateless SEED
     (shape [2]): the shorter side rescaled to a random S in [MIN, MAX] (``scale_jitter``),
-    aspect kept, a random IMAGE_SIZE square cut from it, mirrored with probability 1/2;
-    float32."""
+    aspect kept, a random IMAGE_SIZE square cut from it, mirrored with probability 1/2 (unless
+    ``flip`` is False: the readers flip after batching, where the labels are); float32."""
     side_seed, crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 3))
     side = tf.random.stateless_uniform([], side_seed, scale_jitter[0], scale_jitter[1] + 1,
                                        tf.int32)
     image = shorter_side(image, side)
     image = tf.image.stateless_random_crop(image, [image_size, image_size, CHANNELS], crop_seed)
-    return tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return tf.image.stateless_random_flip_left_right(image, flip_seed) if flip else image
 
 
 def jitter_batch(images, image_size, scale_jitter, seed):
-    """``jitter_crop`` of each image of a batch [B, H, W, C] of one size, each from its own
-    seed split from the batch's SEED."""
+    """``jitter_crop`` (without the flip) of each image of a batch [B, H, W, C] of one size,
+    each from its own seed split from the batch's SEED."""
     seeds = tf.random.experimental.stateless_split(seed, tf.shape(images)[0])
-    return tf.map_fn(lambda item: jitter_crop(item[0], image_size, scale_jitter, item[1]),
+    return tf.map_fn(lambda item: jitter_crop(item[0], image_size, scale_jitter, item[1],
+                                              flip=False),
                      (images, seeds), fn_output_signature=tf.TensorSpec(
                          [image_size, image_size, CHANNELS], tf.float32))
 
@@ -438,10 +466,11 @@ def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squ
 
 
 def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, image_size, repeat,
-                  seed, boxes=None, shard=None, resize_mode="squash", scale_jitter=None):
+                  seed, boxes=None, shard=None, **sizing):
     """``data_folder.read``'s pipeline over FILES, [(path relative to DATA_DIR, label,
     decoder)]: each file read, decoded, cut to its box when BOXES ([N, 4] int: x1, y1, x2, y2,
-    the last column and row included) are given; then ``pipeline``."""
+    the last column and row included) are given; then ``pipeline`` (``sizing``: its
+    ``resize_mode``, ``scale_jitter``, ``default_augment`` and ``mirrors``)."""
     # Relative paths (short constants in the graph), joined to DATA_DIR in the map.
     rel = np.array([os.fsencode(p) for p, _, _ in files], dtype=object)
     labels = np.array([label for _, label, _ in files], np.int32)
@@ -465,20 +494,24 @@ def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, ima
         return image, item["label"]
 
     return pipeline(tf.data.Dataset.from_tensor_slices(columns), load, len(files), batch_size,
-                    shuffle, augment, preprocess, image_size, repeat, seed, shard, resize_mode,
-                    scale_jitter)
+                    shuffle, augment, preprocess, image_size, repeat, seed, shard, **sizing)
 
 
 def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_size, repeat,
-             seed, shard=None, resize_mode="squash", scale_jitter=None):
+             seed, shard=None, resize_mode="squash", scale_jitter=None,
+             default_augment=AUGMENTATIONS, mirrors=None):
     """The batches of the TOTAL elements of DATA, each made an (image uint8 [H, W, 3] RGB,
-    label) by LOAD, then resized (``resize_mode``): cached when they fit in CACHE_BYTES,
+    label int32) by LOAD, then resized (``resize_mode``): cached when they fit in CACHE_BYTES,
     shuffled, repeated, batched, augmented and preprocessed as ``data_folder.read`` documents.
-    With ``augment`` and ``scale_jitter`` (MIN, MAX) images are cached with their shorter side
-    at most MAX and each is jittered (``jitter_crop``) before batching. ``shard=(count,
-    index)`` keeps every count-th element from the index-th (one worker's share)."""
+    ``augment``: see ``augmentations`` (True: ``default_augment``, the source's); its flips
+    keep the labels true by ``mirrors`` (see ``augment_batch``; None: every class is its own
+    mirror). With augmentation and ``scale_jitter`` (MIN, MAX) images are cached with their
+    shorter side at most MAX and each is jittered (``jitter_crop``) before batching, in place
+    of the padded crop. ``shard=(count, index)`` keeps every count-th element from the
+    index-th (one worker's share)."""
     check_read_arguments(preprocess, batch_size, image_size, resize_mode, scale_jitter)
-    jitter = scale_jitter if augment else None
+    modes = augmentations(augment, default_augment)
+    jitter = scale_jitter if modes else None
     if shard:
         data = data.shard(*shard)
         total = (total - shard[1] + shard[0] - 1) // shard[0]
@@ -499,22 +532,25 @@ def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_
         data = data.repeat()
     if not cache:  # shuffle the paths, decode each epoch
         data = data.map(sized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if jitter:  # each image its own seed, from a stream fixed by SEED
-        data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2))).map(
-            lambda item, image_seed: (jitter_crop(item[0], image_size, jitter, image_seed),
-                                      item[1]),
+    if jitter:  # each image its own seed, from a stream fixed by SEED (not the batches')
+        stream = tf.data.Dataset.random(seed=None if seed is None else seed + JITTER_STREAM)
+        data = tf.data.Dataset.zip((data, stream.batch(2))).map(
+            lambda item, image_seed: (jitter_crop(item[0], image_size, jitter, image_seed,
+                                                  flip=False), item[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        augment = False
     # (images kept at their own sizes do not stack into batches)
-    data = batches(data, 1 if resize_mode == KEEP else batch_size, shuffle, augment, seed)
+    data = batches(data, 1 if resize_mode == KEEP else batch_size, shuffle, bool(modes), seed)
 
     def transform(images, labels):
         return preprocess_batch(images, preprocess), labels
 
     def augment_transform(batch, batch_seed):
         images, labels = batch
-        return transform(augment_batch(images, batch_seed), labels)
+        images, labels = augment_batch(images, batch_seed, labels,
+                                       crop="crop" in modes and not jitter,
+                                       flip="flip" in modes, mirrors=mirrors)
+        return transform(images, labels)
 
-    data = data.map(augment_transform if augment else transform,
+    data = data.map(augment_transform if modes else transform,
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)

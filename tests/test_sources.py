@@ -55,8 +55,12 @@ def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_imag
     pass
 
 
+def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
+    pass
+
+
 INTERFACE = {f.__name__: f for f in (prepare, validate, read, num_examples, class_names,
-                                     num_classes, default_val_size, image_names)}
+                                     num_classes, default_val_size, image_names, mirrors)}
 ARGUMENTS = {"validate": ("train",), "read": ("train", 8), "num_examples": ("train",),
              "image_names": ("train",)}  # after the data dir; the others take none
 SOURCE_NAMES = sorted(input_data.SOURCES)
@@ -79,6 +83,7 @@ def test_name_and_options(name):
     assert isinstance(source.OPTIONS, tuple)
     assert len(set(source.OPTIONS)) == len(source.OPTIONS)
     assert set(source.OPTIONS) <= set(KNOWN_OPTIONS)
+    assert isinstance(source.AUGMENT, tuple) and set(source.AUGMENT) <= {"crop", "flip"}
 
 
 def test_the_sources_and_their_options():

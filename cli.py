@@ -229,6 +229,15 @@ def sides(text):
     return values
 
 
+def augmentations(text):
+    """none, or some of crop and flip, comma-separated (--augment): normalized to that order."""
+    parts = text.split(",")
+    if text == "none" or (parts and set(parts) <= {"crop", "flip"} and len(set(parts)) ==
+                          len(parts)):
+        return text if text == "none" else ",".join(m for m in ("crop", "flip") if m in parts)
+    raise argparse.ArgumentTypeError(f"{text!r}: give crop,flip, crop, flip or none")
+
+
 def path(text):
     """A file or folder name: not empty (an empty one would name no place at all)."""
     if not text.strip():
@@ -282,6 +291,12 @@ FLAGS = {
                    "resizes its shorter side to the square's and takes the central square "
                    "(non-square photos keep their proportions) (default: the run's own, "
                    "squash for a new one)"),
+    "augment": dict(type=augmentations, metavar="crop,flip|crop|flip|none", help="training "
+                    "augmentation: random crops of the image padded by 4 pixels, left-right "
+                    "flips (only where a mirror keeps the class true, as the data set says: "
+                    "none for MNIST, GTSRB's symmetric signs and swapped pairs), or none "
+                    "(default: the data set's own)"),
+    "no-augment": dict(action="store_true", help="no random crops and flips (--augment none)"),
     "dense": dict(action="store_true", help="apply the network densely (the VGG paper's test "
                   "time): the whole image, its shorter side rescaled to each of --scales with "
                   "the aspect kept, the fully connected layers as convolutions, the class "

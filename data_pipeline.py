@@ -135,7 +135,7 @@ def augment_batch(images, seed, labels=None, crop=True, flip=True, mirrors=None)
     flipped = tf.random.stateless_uniform([batch, 1], flip_seed, 0, 2, tf.int32) > 0
     flipped = tf.logical_and(flipped, flip)
     if mirrors is not None and flip:
-        mirror_of = tf.gather(tf.constant(mirrors, tf.int32), labels)
+        mirror_of = tf.gather(tf.constant(mirrors, labels.dtype), labels)
         flipped = tf.logical_and(flipped, (mirror_of >= 0)[:, None])
         labels = tf.where(flipped[:, 0], mirror_of, labels)
     steps = tf.range(side)[None, :]

@@ -155,6 +155,13 @@ class Evaluator:
         else:
             args.resize = args.resize or config["runs"][-1].get("resize") or "squash"
         options = input_data.data_options(args, dataset)
+        mirrors = source.mirrors(args.data_dir, **options) if args.tta == "flip" else None
+        changed = [c for c, m in enumerate(mirrors or []) if m != c]
+        if changed:  # (None: every class is its own mirror)
+            raise cli.UsageError(f"--tta flip averages each image with its mirror image, but a "
+                                 f"mirror changes {len(changed)} of the {len(mirrors)} classes "
+                                 f"of --dataset {dataset} (a mirrored 'keep left' is a 'keep "
+                                 "right', a mirrored 2 no digit); evaluate without --tta flip")
         names = source.class_names(args.data_dir)
         trained = config.get("class_names") or names
         if names != trained:  # labels are positions in the sorted class folders

@@ -120,7 +120,7 @@ def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count
         ax.imshow(image.astype(np.uint8))
         ax.set_title(names[label], fontsize=8)
     fig.suptitle(f"{'CIFAR-10' if dataset == 'cifar10' else data_dir} {split}"
-                 f"{' (augmented)' if augment else ''}")
+                 f"{' (augmented)' if augment not in (None, False, 'none') else ''}")
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=80)
@@ -179,13 +179,17 @@ def main(argv=None):
                    help="download, check and extract CIFAR-10 unless it is already there")
     p.add_argument("--show", action="store_true", help="write a PNG grid of images")
     cli.add_flags(p, "split", split="train")
-    p.add_argument("--augment", action="store_true", help="--show augmented images")
+    p.add_argument("--augment", nargs="?", const=True, type=cli.augmentations,
+                   metavar="crop,flip|crop|flip",
+                   help="--show augmented images: as training does (the data set's own), or "
+                        "those given")
     cli.add_flags(p, "val-size", "image-size", "resize", "scale-jitter", "verbose")
     p.add_argument("--out", type=cli.path, default="cifar10_samples.png",
                    help="where --show writes the PNG")
     args = p.parse_args(argv)
     side = args.image_size or data_pipeline.IMAGE_SIZE
-    if args.scale_jitter and not (args.augment and args.scale_jitter[0] >= side):
+    if args.scale_jitter and not (args.augment not in (None, "none") and
+                                  args.scale_jitter[0] >= side):
         p.error(f"--scale-jitter goes with --augment, its MIN at least --image-size ({side})")
     if not (args.download or args.show):
         p.error("say --download, --show or both")

@@ -154,8 +154,8 @@ HPARAMS = ("arch", "batch_norm", "fc_size", "image_size", "dataset", "pretrained
            "batch_size", "learning_rate", "lr_schedule", "lr_steps", "plateau_patience",
            "plateau_factor", "plateau_decays", "warmup_steps", "momentum",
            "nesterov", "weight_decay", "label_smoothing", "dropout_keep_prob", "ema_decay",
-           "clip_norm", "max_steps", "no_augment", "precision", "num_gpus", "codes", "head",
-           "seed")
+           "clip_norm", "max_steps", "no_augment", "augment", "scale_jitter", "resize",
+           "precision", "num_gpus", "codes", "head", "seed")
 
 
 def hparams_of(args):

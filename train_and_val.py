@@ -66,8 +66,7 @@ def parse_args(argv=None):
                   "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
                   "dropout-keep-prob", fc_size=None, arch=None,
                   choices={"arch": nets.NAMES})
-    p.add_argument("--no-augment", action="store_true",
-                   help="turn off random crops and flips of the training images")
+    cli.add_flags(p, "augment", "no-augment")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
                    help="length of the run in passes over the training split")
     p.add_argument("--max-steps", type=cli.at_least(1),

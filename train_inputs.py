@@ -38,6 +38,7 @@ class Images:
     def __init__(self, args):
         self.source = input_data.SOURCES[args.dataset]
         self.options = input_data.data_options(args)
+        args.augment = args.augment or ",".join(self.source.AUGMENT) or "none"  # its default
         if args.resize is None:  # a resumed run's own
             last = ((runs.RunDir(args.log_dir).config() or {}).get("runs") or [{}])[-1]
             args.resize = last.get("resize") or "squash"
@@ -56,10 +57,15 @@ class Images:
 
     @staticmethod
     def check_flags(parser, args):
-        """--scale-jitter against the image size and --no-augment."""
+        """--augment against --no-augment, --scale-jitter against them and the image size."""
+        if args.no_augment and args.augment not in (None, "none"):
+            parser.error(f"--no-augment and --augment {args.augment} say different things; "
+                         "give one")
+        args.augment = "none" if args.no_augment else args.augment
         jitter = args.scale_jitter
-        if jitter and args.no_augment:
-            parser.error("--scale-jitter is an augmentation: it does not go with --no-augment")
+        if jitter and args.augment == "none":
+            parser.error("--scale-jitter is an augmentation: it does not go with --no-augment "
+                         "or --augment none")
         if jitter and jitter[0] < args.image_size:
             parser.error(f"--scale-jitter {jitter[0]},{jitter[1]}: MIN must be at least "
                          f"--image-size ({args.image_size}), or the crop would not fit; such as "
@@ -68,7 +74,7 @@ class Images:
     def train_batches(self, args, config, shard, seed):
         images, labels, _ = model.split_input(
             config, self.source, args.data_dir, self.train_split, args.batch_size,
-            args.val_size, self.options, shuffle=True, augment=not args.no_augment,
+            args.val_size, self.options, shuffle=True, augment=args.augment,
             repeat=True, seed=seed, shard=shard, resize=args.resize,
             scale_jitter=args.scale_jitter)
         return images, labels
@@ -125,7 +131,8 @@ class Codes:
                                           ("--crop-roi", args.crop_roi),
                                           ("--resize", args.resize),
                                           ("--scale-jitter", args.scale_jitter),
-                                          ("--no-augment", args.no_augment)) if value]
+                                          ("--no-augment", args.no_augment),
+                                          ("--augment", args.augment)) if value]
         if given:
             parser.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
                          "(only the head trains)")

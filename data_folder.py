@@ -1,10 +1,10 @@
 """Folders of images as a data source (``input_data.SOURCES["folder"]``).
 
 DATA_DIR/<class>/<image>, or DATA_DIR/train/<class>/<image> plus (optionally)
-DATA_DIR/test/<class>/<image>. The second layout is used when DATA_DIR's only folders are train/
-and test/ (or train/ alone); train/ next to a val/ (valid/, validation/) folder is a DataError,
-as val comes out of train/. Class names are the sorted class folder names (of train/ in the
-second layout), label i the i-th. Images must lie directly in their class folder: subfolders of
+DATA_DIR/test/<class>/<image> and a validation folder DATA_DIR/val/<class>/<image> (or valid/,
+validation/: one of them). The second layout is used when DATA_DIR's only folders are train/ and
+those. Class names are the sorted class folder names (of train/ in the second layout), label i
+the i-th; test/ and val/ may lack classes (said once), not have classes train/ lacks. Images must lie directly in their class folder: subfolders of
 a class folder, files directly in DATA_DIR (or in train/, test/), files and folders whose names
 start with '.', and files of other extensions are ignored. Extensions (any case): .jpg .jpeg
 .png .bmp .gif, decoded by ``tf.io.decode_image`` in the tf.data map, and .ppm .pgm .pnm (binary
@@ -14,9 +14,11 @@ does not (PPM/PGM, palette or 1-bit BMP, ...) goes through Pillow. Grey, palette
 become RGB (alpha dropped); GIFs give their first frame. Every image is resized to
 ``image_size`` (default 32) with ``tf.image.resize`` (bilinear).
 
-Splits, all decided by each file's path relative to DATA_DIR with forward slashes
-(e.g. ``cat/001.jpg`` or ``train/cat/001.jpg``), so that a file keeps its split when others are
-added or removed:
+With a validation folder, ``val`` is that folder, ``train`` all of train/, ``trainval`` both,
+``test`` test/ (no test split without it), and ``val_size`` must be None (or 0: ``trainval``).
+Otherwise the splits are all decided by each file's path relative to DATA_DIR with forward
+slashes (e.g. ``cat/001.jpg`` or ``train/cat/001.jpg``), so that a file keeps its split when
+others are added or removed:
   * with a test/ folder, ``test`` is test/ and ``trainval`` is train/ (test/ may lack classes but
     may not have classes train/ lacks);
   * without, ``test`` is the files whose hash h(path) % 100 < 10 (TEST_PERCENT) and ``trainval``
@@ -48,6 +50,7 @@ OPTIONS = ("skip_bad_images",)
 AUGMENT = ("crop", "flip")  # what augment=True means (--augment crop for classes a mirror changes)
 
 TEST_PERCENT = 10  # share of the images in test when there is no test/ folder
+VAL_FOLDERS = ("val", "valid", "validation")  # names of a validation folder next to train/
 VAL_PERCENT = 10  # share of trainval in val when val_size is None
 
 DataError = data_pipeline.DataError
@@ -58,6 +61,7 @@ class FolderLayout(typing.NamedTuple):
     train_root: str  # the folder of the class folders: DATA_DIR, or DATA_DIR/train
     test_root: typing.Optional[str]  # DATA_DIR/test, or None (test is then hashed)
     classes: list  # sorted class folder names of train_root
+    val_root: typing.Optional[str] = None  # DATA_DIR/val (valid, validation), or None
 
 
 def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):
@@ -76,21 +80,22 @@ def folder_layout(data_dir):
     class folders."""
     prepare(data_dir)
     folders = data_pipeline.subfolders(data_dir)
-    if "train" in folders and set(folders) <= {"train", "test"}:
+    val_root = None
+    if "train" in folders and set(folders) <= {"train", "test", *VAL_FOLDERS}:
         train_root = os.path.join(data_dir, "train")
         test_root = os.path.join(data_dir, "test") if "test" in folders else None
-    elif "train" in folders and set(folders) <= {"train", "test", "val", "valid", "validation"}:
-        other = sorted(set(folders) - {"train", "test"})[0]
-        raise DataError(f"{os.path.join(data_dir, other)}: a validation folder is not read (val "
-                        f"is drawn from train/ by a hash of the path); move its images into "
-                        f"{os.path.join(data_dir, 'train')}/<class>/ or out of {data_dir}")
+        vals = [os.path.join(data_dir, name) for name in VAL_FOLDERS if name in folders]
+        if len(vals) > 1:
+            raise DataError(f"{' and '.join(vals)} are both validation folders; keep one (merge "
+                            "them, or move one out of the data dir)")
+        val_root = vals[0] if vals else None
     else:
         train_root, test_root = data_dir, None
     classes = data_pipeline.subfolders(train_root)
     if not classes:
         raise DataError(f"{train_root} holds no class folders; put the images in one folder per "
                         f"class ({os.path.join(train_root, '<class>', '<image>')})")
-    return FolderLayout(train_root, test_root, classes)
+    return FolderLayout(train_root, test_root, classes, val_root)
 
 
 def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
@@ -119,39 +124,61 @@ def _class_files(root, classes, data_dir):
     return files, empty
 
 
-def layout_files(data_dir):
+def _other_files(root, layout, data_dir):
+    """{label: paths} of ROOT (test/ or val/), whose classes are train/'s; DataError for one
+    train/ lacks, a line (once) for train/ classes it lacks; and its empty class folders."""
+    classes = data_pipeline.subfolders(root)
+    missing = [os.path.join(root, c) for c in classes if c not in layout.classes]
+    if missing:
+        raise DataError(f"{len(missing)} class folders of {root} are not in "
+                        f"{layout.train_root}: {data_pipeline.few(missing)}; add those "
+                        f"classes to {layout.train_root} or remove them from {root}")
+    lacking = [c for c in layout.classes if c not in classes]
+    key = ("lacking", os.path.abspath(root), tuple(lacking))
+    if lacking and key not in data_pipeline._reported:
+        data_pipeline._reported.add(key)
+        print(f"{root} has no folder for {len(lacking)} of the {len(layout.classes)} classes "
+              f"({data_pipeline.few(lacking)}): its figures cover the others")
+    found, empty = _class_files(root, classes, data_dir)
+    labels = [layout.classes.index(c) for c in classes]
+    return {labels[i]: paths for i, paths in found.items()}, empty
+
+
+def layout_files(data_dir, with_val=False):
     """(layout, {label: train paths}, {label: test paths} or None without a test/ folder) of a
-    folder data set, paths relative to DATA_DIR; DataError for class folders without images and
-    for test/ classes that train/ lacks."""
+    folder data set, paths relative to DATA_DIR, and with ``with_val`` the same of its
+    validation folder (None without one) last; DataError for class folders without images and
+    for test/ or val/ classes that train/ lacks."""
     layout = folder_layout(data_dir)
     files, empty = _class_files(layout.train_root, layout.classes, data_dir)
-    test_files = None
+    test_files = val_files = None
     if layout.test_root is not None:
-        test_classes = data_pipeline.subfolders(layout.test_root)
-        missing = [os.path.join(layout.test_root, c) for c in test_classes
-                   if c not in layout.classes]
-        if missing:
-            raise DataError(f"{len(missing)} class folders of {layout.test_root} are not in "
-                            f"{layout.train_root}: {data_pipeline.few(missing)}; add those "
-                            f"classes to {layout.train_root} or remove them from "
-                            f"{layout.test_root}")
-        test_files, test_empty = _class_files(
-            layout.test_root, test_classes, data_dir)
+        test_files, test_empty = _other_files(layout.test_root, layout, data_dir)
         empty += test_empty
-        labels = [layout.classes.index(c) for c in test_classes]
-        test_files = {labels[i]: paths for i, paths in test_files.items()}
+    if layout.val_root is not None:
+        val_files, val_empty = _other_files(layout.val_root, layout, data_dir)
+        empty += val_empty
     if empty:
         raise DataError(f"{len(empty)} class folders hold no images "
                         f"({' '.join(data_pipeline.IMAGE_EXTENSIONS)}; subfolders are not "
                         f"read): {data_pipeline.few(empty)}; add images or remove those folders")
-    return layout, files, test_files
+    return (layout, files, test_files, val_files) if with_val else (layout, files, test_files)
 
 
 def _pool(data_dir, split):
     """(layout, [(rel path, label)] sorted by path) of the images split draws from: test/ or
-    the test-hashed files for ``test``, train/ or the others for the other splits."""
-    layout, files, test_files = layout_files(data_dir)
-    if test_files is not None:
+    the test-hashed files for ``test``, train/ or the others for the other splits; with a
+    validation folder, the split itself (train/, val/, both, test/)."""
+    layout, files, test_files, val_files = layout_files(data_dir, with_val=True)
+    if val_files is not None:
+        if split == "test" and test_files is None:
+            raise DataError(f"{data_dir} has no test split: with {layout.val_root} as the "
+                            f"validation split, test is {os.path.join(data_dir, 'test')}/"
+                            "<class>/; add it, or evaluate --split val")
+        chosen = {"test": [test_files], "train": [files], "val": [val_files],
+                  "trainval": [files, val_files]}[split]
+        pool = [(p, label) for part in chosen for label, paths in part.items() for p in paths]
+    elif test_files is not None:
         chosen = test_files if split == "test" else files
         pool = [(p, label) for label, paths in chosen.items() for p in paths]
     else:
@@ -168,6 +195,8 @@ def _checked_pool(data_dir, split, skip_bad_images):
            for (p, _), (_, reason) in zip(pool, results) if reason]
     root = layout.test_root if split == "test" and layout.test_root else layout.train_root
     which = "test" if split == "test" else "trainval"  # train and val come out of trainval
+    if layout.val_root and split != "test":
+        root, which = (layout.val_root, "val") if split == "val" else (root, split)
     data_pipeline.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
     return [(p, label, decoder) for (p, label), (decoder, _) in zip(pool, results) if decoder]
 
@@ -196,7 +225,11 @@ def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
 def _split(data_dir, split, val_size, skip_bad_images):
     """[(rel path, label, decoder)] of a split, sorted by path (see the module docstring)."""
     files = validate(data_dir, split, skip_bad_images=skip_bad_images)
-    if split not in ("train", "val"):
+    val_root = folder_layout(data_dir).val_root
+    if val_root and val_size:
+        raise DataError(f"--val-size {val_size}: {val_root} is the validation split (a "
+                        "validation folder); leave --val-size out (0 trains on train/ and it)")
+    if split not in ("train", "val") or val_root:
         return files
     if val_size is None:
         in_val = {p for p, _, _ in files

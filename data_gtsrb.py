@@ -120,7 +120,12 @@ def gtsrb_layout(data_dir):
         return GtsrbLayout("pickles", data_dir, None)
     if not data_pipeline.subfolders(data_dir):
         raise DataError(f"{data_dir} holds no GTSRB images; {_help()}")
-    return GtsrbLayout("folders", data_dir, data_folder.folder_layout(data_dir))
+    folders = data_folder.folder_layout(data_dir)
+    if folders.val_root:
+        raise DataError(f"{folders.val_root}: GTSRB's val holds out whole tracks of train/, so "
+                        "a validation folder is not read; use --dataset folder to take it as "
+                        "the validation split, or move it out of the data dir")
+    return GtsrbLayout("folders", data_dir, folders)
 
 
 def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):

@@ -6,6 +6,7 @@ augmentation at other sides than 32, and graph mode."""
 import hashlib
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -443,11 +444,59 @@ def test_missing_or_empty_data_dir(tmp_path):
     assert input_data.prepare_folder(str(tmp_path)) == str(tmp_path)
 
 
-def test_a_val_folder_next_to_train_is_refused(tmp_path):
+@pytest.mark.parametrize("val_name", ["val", "valid", "validation"])
+def test_a_validation_folder_is_the_val_split(tmp_path, val_name, capsys):
+    train = write_classes(str(tmp_path / "train"), {"a": 3, "b": 2})
+    val = write_classes(str(tmp_path / val_name), {"a": 2}, first=100)  # no b: said, allowed
+    test = write_classes(str(tmp_path / "test"), {"a": 1, "b": 1}, first=200)
+    label = {"a": 0, "b": 1}
+    for split, owner in (("train", train), ("val", val), ("test", test),
+                         ("trainval", {**train, **val})):
+        found, labels = numbers(tmp_path, split)
+        assert sorted(found) == sorted(owner), split
+        assert labels == [label[owner[n]] for n in found]
+    assert f"{tmp_path / val_name} has no folder for 1 of the 2 classes (b)" in \
+        capsys.readouterr().out
+    assert input_data.folder_num_examples(str(tmp_path), "val", 0) == 2  # (0: trainval's)
+    with pytest.raises(DataError, match=re.escape(f"--val-size 1: {tmp_path / val_name} is "
+                                                  "the validation split")):
+        input_data.folder_num_examples(str(tmp_path), "train", 1)
+
+
+def test_validation_folder_errors(tmp_path):
     write_classes(str(tmp_path / "train"), {"a": 2})
-    write_classes(str(tmp_path / "val"), {"a": 2})
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'val'}: a validation folder")):
+    write_classes(str(tmp_path / "val"), {"a": 1, "x": 1})
+    with pytest.raises(DataError, match=re.escape(f"1 class folders of {tmp_path / 'val'} are "
+                                                  f"not in {tmp_path / 'train'}")):
+        input_data.folder_num_examples(str(tmp_path), "val")
+    shutil.rmtree(tmp_path / "val" / "x")
+    with pytest.raises(DataError, match="has no test split: with .* as the validation split"):
+        input_data.folder_num_examples(str(tmp_path), "test")
+    write_classes(str(tmp_path / "valid"), {"a": 1}, first=50)
+    with pytest.raises(DataError, match="are both validation folders; keep one"):
         input_data.folder_class_names(str(tmp_path))
+
+
+def test_train_and_evaluate_on_train_and_val_folders(tmp_path):
+    """The layout of PyTorch's transfer-learning tutorial: hymenoptera_data/{train,val}/."""
+    import helpers
+
+    data = tmp_path / "hymenoptera_data"
+    helpers.write_folder(data / "train", ["ants", "bees"], per_class=6)
+    helpers.write_folder(data / "val", ["ants", "bees"], per_class=3, seed=1)
+    logs = tmp_path / "logs"
+    trained = helpers.call("train_and_val.py", "--dataset", "folder", "--data-dir", data,
+                           "--arch", "vgg11", "--pretrained", "none", "--fc-size", 0,
+                           "--max-steps", 2, "--batch-size", 4, "--log-dir", logs, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "on 500 images" not in trained.stdout and " on 6 images" in trained.stdout
+    evaluated = helpers.call("evaluate.py", "--data-dir", data, "--log-dir", logs, "--split",
+                             "val", "--errors", 0, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "evaluated 6 val images" in evaluated.stdout
+    refused = helpers.call("train_and_val.py", "--dataset", "folder", "--data-dir", data,
+                           "--val-size", 2, "--log-dir", tmp_path / "other", cwd=tmp_path)
+    assert "is the validation split" in helpers.one_line_error(refused)
 
 
 def test_an_empty_split(tmp_path):

@@ -9,8 +9,9 @@ must lie directly in their class folder: subfolders of a class folder, files dir
 DATA_DIR (or in train/, test/), files and folders whose names start with '.', and files of
 other extensions are ignored. Extensions (any case): .jpg .jpeg .png .bmp .gif, decoded by
 ``tf.io.decode_image`` in the tf.data map, and .ppm .pgm .pnm (binary P6/P5/P4 and ASCII
-P3/P2/P1, 16-bit too), decoded by Pillow through ``tf.numpy_function`` in the same map. The decoder follows the content, not the name: any file Pillow reads that TensorFlow
-does not (PPM/PGM, palette or 1-bit BMP, ...) goes through Pillow. Grey, palette and RGBA images
+P3/P2/P1, 16-bit too), decoded by Pillow through ``tf.numpy_function`` in the same map. The
+decoder follows the content, not the name: any file Pillow reads that TensorFlow does not
+(PPM/PGM, palette or 1-bit BMP, ...) goes through Pillow. Grey, palette and RGBA images
 become RGB (alpha dropped); GIFs give their first frame. Every image is resized to
 ``image_size`` (default 32) with ``tf.image.resize`` (bilinear).
 

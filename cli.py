@@ -264,7 +264,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 FLAGS = {
     # data
     "dataset": dict(default="cifar10", help="which data set (%(choices)s): 'folder' reads "
-                    "DATA_DIR/<class>/<image> or DATA_DIR/train/<class>/... and test/<class>/..."),
+                    "DATA_DIR/<class>/<image> or DATA_DIR/train/<class>/... and test/<class>/...; "
+                    "'mnist' and 'fashion-mnist' the four IDX files (train-images-idx3-ubyte.gz, "
+                    "...) in DATA_DIR, downloaded there when missing: give each its own "
+                    "--data-dir"),
     "skip-bad-images": dict(action="store_true", help="with --dataset folder or gtsrb: leave "
                             "out images that cannot be read, with a count, instead of stopping"),
     "crop-roi": dict(action="store_true", help="with --dataset gtsrb (the official layout): cut "
@@ -342,6 +345,10 @@ FLAGS = {
                             "given"),
     "momentum": dict(type=finite_float, default=0.9, help="SGD momentum"),
     "nesterov": dict(action="store_true", help="Nesterov's momentum"),
+    "class-weights": dict(metavar="balanced|FILE.json", help="weigh each training image's loss "
+                          "by its class: 'balanced' gives class c N / (classes x its count) of "
+                          "the training split; a JSON file {class name: weight} gives those (1 "
+                          "for a class it leaves out); accuracy is still reported unweighted"),
     "label-smoothing": dict(type=finite_float, default=0.0, help="share of each target spread "
                             "evenly over all classes (0: none)"),
     "ema-decay": dict(type=finite_float, default=0.0, help="keep an exponential moving average "

@@ -243,6 +243,17 @@ def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_imag
     return names
 
 
+def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many records of each class (in label order) a split has, from the label bytes."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    labels = np.concatenate([np.fromfile(path, np.uint8)[::RECORD_BYTES]
+                             for path in validate(data_dir, split)])
+    if split in ("train", "val"):
+        val_size = _val_size(val_size, len(labels))
+        labels = labels[:-val_size] if split == "train" else labels[-val_size:]
+    return np.bincount(labels, minlength=NUM_CLASSES).tolist()
+
+
 def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
     """The names in batches.meta.txt when it is there and lists ten, else CLASS_NAMES."""
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)

@@ -260,6 +260,15 @@ def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_imag
     return [rel for rel, _, _ in _split(data_dir, split, val_size, skip_bad_images)]
 
 
+def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many images of each class (in label order) a split has."""
+    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    counts = [0] * num_classes(data_dir)
+    for _, label, _ in _split(data_dir, split, val_size, skip_bad_images):
+        counts[label] += 1
+    return counts
+
+
 def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     """None: val is about VAL_PERCENT% of trainval, by hash."""
     data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)

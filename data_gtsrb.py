@@ -493,6 +493,19 @@ def num_examples(data_dir, split, val_size=None, *, crop_roi=False,
                            skip_bad_images=skip_bad_images))
 
 
+def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many images of each class (in label order) a split has."""
+    layout = gtsrb_layout(data_dir)
+    if layout.kind == "pickles":
+        _no_roi(layout, data_dir, crop_roi)
+        labels = [y for _, _, part in _pickle_parts(data_dir, split, val_size) for y in part]
+    else:
+        labels = [image.label for image in _split(data_dir, split, val_size, crop_roi,
+                                                  skip_bad_images)]
+    return np.bincount(np.asarray(labels, np.int64),
+                       minlength=num_classes(data_dir)).tolist()
+
+
 def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     """None: val is about a tenth of the tracks, by hash (valid.p for pickles)."""
     return None

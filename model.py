@@ -203,10 +203,11 @@ def set_head_input(session, train_codes):
 
 def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable_layers=None,
           dropout_keep_prob=0.5, label_smoothing=0.0, flip_average=False, codes=False,
-          dense_scales=None):
+          dense_scales=None, class_weights=None):
     """The network on ``images`` and its loss against ``labels``. Only the variables of
     ``trainable_layers`` (default: all layers) train, and weight decay covers their weights;
-    ``label_smoothing`` softens the targets of the total loss (see ``tools.loss``).
+    ``label_smoothing`` softens the targets of the total loss and ``class_weights`` weigh its
+    images by class (see ``tools.loss``).
     ``flip_average`` (evaluation): each image's class probabilities are the mean of the
     network's on the image and on its mirror image; ``logits`` are their logarithms.
     ``codes``: ``images`` are cached codes and the tower is the head alone (see ``inference``).
@@ -229,7 +230,7 @@ def tower(config, images, labels, is_training=False, weight_decay=0.0, trainable
     labels = tf.cast(labels, tf.int32)
     var_list = layer_variables(trainable_layers)
     total_loss, cross_entropy = tools.loss(logits, labels, weight_decay, var_list,
-                                           label_smoothing)
+                                           label_smoothing, class_weights)
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return Tower(logits, end_points, total_loss, cross_entropy, tools.accuracy(logits, labels),
                  losses, tf.argmax(logits, axis=-1, output_type=tf.int32), labels, var_list)

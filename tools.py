@@ -191,23 +191,27 @@ def vgg_unprocess(images):
 # Loss, accuracy, optimizer
 # ----------------------------------------------------------------------------------------------
 
-def loss(logits, labels, weight_decay=0.0, var_list=None, label_smoothing=0.0):
+def loss(logits, labels, weight_decay=0.0, var_list=None, label_smoothing=0.0,
+         class_weights=None):
     """Mean softmax cross-entropy plus ``weight_decay`` * sum of squared weights / 2.
 
     Returns ``(total_loss, cross_entropy)``. Weight decay covers the conv and fc weights that are
     in ``var_list`` (default: all trainable variables), so frozen layers add nothing.
     ``label_smoothing`` e makes the total loss's targets 1 - e + e/K for the label and e/K for
     each of the other K - 1 classes; ``cross_entropy`` stays the plain one, for reporting.
+    ``class_weights`` ([K] numbers): each image's term of the total loss is multiplied by its
+    class's weight before the mean over the batch (Keras's ``class_weight``).
     """
-    cross_entropy = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-    objective = cross_entropy
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    cross_entropy = tf.reduce_mean(losses)
     if label_smoothing:
         num_classes = int(logits.shape[-1])
         targets = (tf.one_hot(labels, num_classes) * (1.0 - label_smoothing)
                    + label_smoothing / num_classes)
-        objective = tf.reduce_mean(
-            tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits))
+        losses = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if class_weights is not None:
+        losses = losses * tf.gather(tf.constant(class_weights, losses.dtype), labels)
+    objective = tf.reduce_mean(losses)
     if not weight_decay:
         return objective, cross_entropy
     trainable = {id(v) for v in (var_list if var_list is not None else tf1.trainable_variables())}

@@ -63,7 +63,7 @@ def parse_args(argv=None):
                   "batch-size", "learning-rate",
                   "lr-schedule", "lr-steps", "plateau-patience", "plateau-factor",
                   "plateau-decays", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
-                  "weight-decay", "label-smoothing", "ema-decay", "clip-norm",
+                  "weight-decay", "label-smoothing", "class-weights", "ema-decay", "clip-norm",
                   "dropout-keep-prob", fc_size=None, arch=None,
                   choices={"arch": nets.NAMES})
     cli.add_flags(p, "augment", "no-augment")
@@ -248,7 +248,8 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
     tower_args = dict(is_training=True, weight_decay=args.weight_decay,
                       trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
-                      label_smoothing=args.label_smoothing, codes=codes)
+                      label_smoothing=args.label_smoothing, codes=codes,
+                      class_weights=args.class_weight_values)
     places, variable_device = tower_devices(args, protocol and protocol.cluster)
     if places:
         made = model.towers(config, images, labels, places, variable_device, **tower_args)

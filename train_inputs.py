@@ -21,6 +21,7 @@ import tensorflow as tf
 
 import cli
 import codes
+import data_pipeline
 import input_data
 import model
 import nets
@@ -85,6 +86,10 @@ class Images:
     def summarize(self, images, preprocess):
         tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
                           max_outputs=4)
+
+    def class_counts(self, args):
+        return self.source.class_counts(args.data_dir, self.train_split, args.val_size,
+                                        **self.options)
 
     def val_batches(self, args, config):
         return model.split_input(config, self.source, args.data_dir, "val", args.batch_size,
@@ -175,6 +180,10 @@ class Codes:
         self.class_names = manifest["class_names"]
         self.train_values = None
 
+    def class_counts(self, args):
+        labels = codes.load(args.codes, "train", num_classes=args.num_classes)[1]
+        return np.bincount(labels, minlength=args.num_classes).tolist()
+
     def describe(self, args):
         return (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of "
                 f"{self.train_images} images ({args.codes})")
@@ -219,5 +228,37 @@ class Codes:
 
 
 def select(args):
-    """The training input the flags ask for: ``Codes`` with --codes, else ``Images``."""
-    return Codes(args) if args.codes else Images(args)
+    """The training input the flags ask for: ``Codes`` with --codes, else ``Images``; sets
+    ``args.class_weight_values`` (``class_weights``)."""
+    data = Codes(args) if args.codes else Images(args)
+    args.class_weight_values = class_weights(args.class_weights, data.class_counts(args),
+                                             data.class_names)
+    return data
+
+
+def class_weights(given, counts, names):
+    """[weight of each class] for --class-weights GIVEN (None: None): 'balanced' gives class c
+    N / (classes x count c) of the training split's COUNTS (0 for a class without images), a
+    JSON file {class name: weight} those weights (1 for the classes it leaves out)."""
+    if not given:
+        return None
+    if given == "balanced":
+        return [sum(counts) / (len(counts) * c) if c else 0.0 for c in counts]
+    try:
+        table = cli.read_json(given)
+    except cli.UsageError:
+        raise cli.UsageError(f"--class-weights {given}: not readable JSON; give 'balanced' or "
+                             "a JSON file {class name: weight}") from None
+    if table is None:
+        raise cli.UsageError(f"--class-weights {given}: no such file; give 'balanced' or a JSON "
+                             "file {class name: weight}")
+    if not isinstance(table, dict) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < float("inf")
+            for w in table.values()):
+        raise cli.UsageError(f"--class-weights {given}: not a JSON object of class name: weight "
+                             "(numbers of at least 0)")
+    unknown = [name for name in table if name not in names]
+    if unknown:
+        raise cli.UsageError(f"--class-weights {given}: {', '.join(map(str, unknown[:3]))} "
+                             f"not among the classes ({data_pipeline.few(list(names))})")
+    return [float(table.get(name, 1.0)) for name in names]

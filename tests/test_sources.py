@@ -16,7 +16,7 @@ KNOWN_OPTIONS = ("crop_roi", "skip_bad_images")
 MESSAGES = {"skip_bad_images": "--skip-bad-images goes with --dataset folder or gtsrb",
             "crop_roi": "--crop-roi goes with --dataset gtsrb"}
 EXPECTED_OPTIONS = {"cifar10": (), "folder": ("skip_bad_images",),
-                    "gtsrb": ("crop_roi", "skip_bad_images")}
+                    "gtsrb": ("crop_roi", "skip_bad_images"), "mnist": (), "fashion-mnist": ()}
 
 
 # The reference interface: each source's function of the same name has exactly these parameters.
@@ -59,10 +59,16 @@ def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
     pass
 
 
+def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    pass
+
+
 INTERFACE = {f.__name__: f for f in (prepare, validate, read, num_examples, class_names,
-                                     num_classes, default_val_size, image_names, mirrors)}
+                                     num_classes, default_val_size, image_names, mirrors,
+                                     class_counts)}
 ARGUMENTS = {"validate": ("train",), "read": ("train", 8), "num_examples": ("train",),
-             "image_names": ("train",)}  # after the data dir; the others take none
+             "image_names": ("train",), "class_counts": ("train",)}
+# (the arguments after the data dir; the others take none)
 SOURCE_NAMES = sorted(input_data.SOURCES)
 
 

@@ -4,6 +4,7 @@ and every source offers the same functions, so that no program names one.
     data_cifar10.py   CIFAR-10's binary batches: download, MD5, validation, decoding, splits
     data_folder.py    folders of images, one per class, with hashed splits
     data_gtsrb.py     the German Traffic Sign Recognition Benchmark in its three layouts
+    data_mnist.py     MNIST and Fashion-MNIST (two sources, one IDX reader): download, checks
     data_pipeline.py  what they share: batching, augmentation, preprocessing, image files
 
 What a source offers; every function takes the --data-dir first and the keyword options
@@ -43,9 +44,11 @@ import tensorflow as tf  # noqa: E402
 import data_cifar10  # noqa: E402
 import data_folder  # noqa: E402
 import data_gtsrb  # noqa: E402
+import data_mnist  # noqa: E402
 import data_pipeline  # noqa: E402
 
-SOURCES = {source.NAME: source for source in (data_cifar10, data_folder, data_gtsrb)}
+SOURCES = {source.NAME: source for source in (data_cifar10, data_folder, data_gtsrb,
+                                              data_mnist.MNIST, data_mnist.FASHION_MNIST)}
 
 # Shared by the sources
 DataError = data_pipeline.DataError

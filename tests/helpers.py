@@ -5,6 +5,8 @@ then green, then blue, each 32x32 row-major)."""
 
 import concurrent.futures
 import contextlib
+import functools
+import http.server
 import importlib
 import io
 import multiprocessing
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 
 import numpy as np
@@ -330,3 +333,24 @@ def steps(folder):
 def resumed_step(stdout):
     match = re.search(r"Resuming from \S+ \(step (\d+)\)", stdout)
     return int(match.group(1)) if match else None
+
+
+class Server:
+    """A local HTTP server over a folder, counting the requests."""
+
+    def __init__(self, folder):
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()

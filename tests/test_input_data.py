@@ -2,15 +2,12 @@
 splits, augmentation, preprocessing, graph mode, the errors on bad files, the download against a
 local HTTP server, and the --show command line."""
 
-import functools
 import hashlib
-import http.server
 import io
 import os
 import re
 import socket
 import tarfile
-import threading
 import time
 
 import numpy as np
@@ -386,25 +383,7 @@ def test_validation_is_fast(tmp_path):
 # Download
 # ----------------------------------------------------------------------------------------------
 
-class Server:
-    """A local HTTP server over a folder, counting the requests."""
-
-    def __init__(self, folder):
-        self.requests = 0
-        server = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=folder))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+Server = helpers.Server
 
 
 @pytest.fixture

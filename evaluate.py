@@ -6,6 +6,7 @@
     python evaluate.py --watch           # each new checkpoint as training writes it
     python evaluate.py --codes codes/flowers --log-dir logs/flowers   # a head on cached codes
     python evaluate.py --dense --scales 32,40,48 --tta flip   # the VGG paper's dense test
+    python evaluate.py --model exported/cifar10/3/model.tflite   # a TFLite export (tflite.py)
 
 Prints the number of images evaluated, the accuracy (and the top-5 accuracy with more than 5
 classes), per-class accuracy, per-class precision, recall, F1 and support with their macro
@@ -42,6 +43,7 @@ import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import runs  # noqa: E402
+import tflite  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -53,6 +55,9 @@ def parse_args(argv=None):
                   choices={"dataset": tuple(input_data.SOURCES)})
     which = p.add_mutually_exclusive_group()
     cli.add_flags(which, "checkpoint", "best")
+    which.add_argument("--model", type=cli.path,
+                       help="a TensorFlow Lite model of export.py (FILE.tflite or its version "
+                            "folder) instead of a checkpoint; the report is named after it")
     cli.add_flags(p, "split", "resize", "batch-size", "precision", "xla", "verbose",
                   batch_size=250)
     p.add_argument("--tta", choices=("none", "flip"), default="none",
@@ -84,6 +89,10 @@ def parse_args(argv=None):
         p.error("--scales goes with --dense")
     if args.dense and args.resize:
         p.error("--dense reads each whole image, its aspect kept; --resize does not go with it")
+    if args.model and (args.watch or args.codes or args.dense or args.tta != "none"
+                       or args.no_ema or args.precision != "fp32" or args.xla):
+        p.error("--model runs a TFLite model as it is, on images; --watch, --codes, --dense, "
+                "--tta, --no-ema, --precision and --xla do not go with it")
     return args
 
 
@@ -95,8 +104,8 @@ def dataset_of(args, config):
 class Evaluator:
     """The evaluation graph of one model, reusable for several checkpoints."""
 
-    def __init__(self, args, config):
-        self.model = config["model"]
+    def __init__(self, args, config, lite=None):
+        self.model, self.lite = config["model"], lite
         self.graph = tf.Graph()
         if args.codes:
             self.files = self.codes_input(args, config)
@@ -176,9 +185,9 @@ class Evaluator:
                 self.model, source, args.data_dir, args.split, args.batch_size, val_size,
                 options, initializable=True,
                 resize=input_data.KEEP if args.dense else args.resize)
-            self.tower = model.tower(self.model, images, labels,
-                                     flip_average=args.tta == "flip",
-                                     dense_scales=args.scales if args.dense else None)
+            self.tower = tflite.tower(self.lite, images, labels) if self.lite else \
+                model.tower(self.model, images, labels, flip_average=args.tta == "flip",
+                            dense_scales=args.scales if args.dense else None)
             # the images as the network saw them, back in RGB 0..255
             pixels = input_data.unprocess_batch(images, nets.get(self.model["arch"]).preprocess)
             self.add_details(args.errors, pixels)
@@ -188,6 +197,11 @@ class Evaluator:
 
     def run(self, checkpoint):
         """``(global_step, SplitResult)`` of the checkpoint over the whole split."""
+        if self.lite:  # (the TFLite model: no variables in the graph)
+            self.averaged = None
+            with tf1.Session(graph=self.graph, config=self.config) as session:
+                return tflite.source_step(self.lite), model.run_split(
+                    session, self.iterator, self.tower, self.details)
         with self.graph.as_default():
             mismatch = runs.checkpoint_mismatch(checkpoint, tf1.global_variables())
         if mismatch:
@@ -295,7 +309,8 @@ def report_stem(args, checkpoint, how, evaluation):
     a report of that name is of another evaluation (other data, say): a report is never
     replaced by a different one, only by the same evaluation made again."""
     eval_dir = runs.RunDir(args.log_dir).eval
-    base = os.path.join(eval_dir, f"{args.split}{how}-{os.path.basename(checkpoint)}")
+    name = tflite.report_name(checkpoint) if args.model else os.path.basename(checkpoint)
+    base = os.path.join(eval_dir, f"{args.split}{how}-{name}")
     for n in itertools.count(1):
         stem = base if n == 1 else f"{base}-{n}"
         try:
@@ -396,6 +411,8 @@ def report(args, checkpoint, step, result, names, files, averaged=False):
                   "resize": getattr(args, "resize", None),
                   "dense": args.scales if getattr(args, "dense", False) else None,
                   "precision": getattr(args, "precision", "fp32")}
+    if getattr(args, "model", None):
+        evaluation["tflite"] = os.path.abspath(checkpoint)
     stem = report_stem(args, checkpoint, how, evaluation)
     accuracy, loss = found["accuracy"], found["loss"]
     title = f"{args.split}: accuracy {accuracy:.4f} at step {step}"
@@ -409,8 +426,9 @@ def report(args, checkpoint, step, result, names, files, averaged=False):
     cli.write_json(stem + ".json", {
         "checkpoint": checkpoint, "global_step": step, "split": args.split,
         "images": found.pop("images"), "evaluation": evaluation, **found})
-    runs.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
-                      **{f"{args.split}/accuracy": accuracy, f"{args.split}/loss": loss})
+    if not getattr(args, "model", None):  # (a TFLite model's figures: not the run's curve)
+        runs.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
+                         **{f"{args.split}/accuracy": accuracy, f"{args.split}/loss": loss})
     print(f"wrote {stem}.png and {stem}.json")
     return accuracy
 
@@ -465,6 +483,12 @@ def evaluate(args):
     devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
     if args.watch:
         return watch(args)
+    if args.model:
+        lite = tflite.load(args.model)
+        evaluator = Evaluator(args, tflite.run_config(lite), lite)
+        report(args, lite.path, *evaluator.run(lite.path), evaluator.class_names,
+               evaluator.files, evaluator.averaged)
+        return 0
     checkpoint = runs.find_checkpoint(args.log_dir, args.checkpoint, args.best)
     evaluator = Evaluator(args, runs.config_for(checkpoint, args.log_dir))
     report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,

@@ -4,6 +4,8 @@
     python export.py --best --log-dir logs/flowers --out exported/flowers
     python export.py --weights pretrained/vgg16.npy --arch vgg16 --out exported/imagenet
     python export.py --log-dir logs/vgg11 --npy shared/vgg11-cifar10.npy  # the public layout
+    python export.py --out exported/cifar10 --format tflite       # TensorFlow Lite, float32
+    python export.py --out exported/cifar10 --format tflite-int8  # int8, calibrated
     saved_model_cli show --dir exported/cifar10/1 --all
 
 Each export goes into a new version folder, OUT/1, then OUT/2 ... (the layout TensorFlow Serving
@@ -14,6 +16,11 @@ does; it returns ``probabilities`` (float32 [batch, classes]), ``classes`` (int6
 The graph holds the network for inference only: no input pipeline, no training ops, no dropout,
 batch norm from its moving statistics, and a run's moving averages of its weights when it has
 them.
+
+``--format tflite`` writes OUT/N/model.tflite (float32) and class_names.txt instead;
+``--format tflite-int8`` a full-integer model (int8 weights and activations) calibrated on
+``--calibration-images`` of the run's training images. A TFLite model takes uint8 RGB
+[1, S, S, 3] at the network's side S: images are resized before it (see tflite.py).
 """
 
 import os
@@ -33,6 +40,8 @@ import tensorflow as tf  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import serving  # noqa: E402
+import runs  # noqa: E402
+import tflite  # noqa: E402
 import tools  # noqa: E402
 import weights  # noqa: E402
 
@@ -57,9 +66,24 @@ def parse_args(argv=None):
     p.add_argument("--no-ema", action="store_true",
                    help="export a run's trained weights even when its checkpoint holds their "
                         "moving averages")
+    p.add_argument("--format", choices=("savedmodel",) + tflite.FORMATS, default="savedmodel",
+                   help="what --out's new version holds: a SavedModel (the default), a "
+                        "TensorFlow Lite model in float32 (tflite) or full-integer int8 "
+                        "(tflite-int8), each with class_names.txt")
+    p.add_argument("--calibration-images", type=cli.at_least(1), default=200, metavar="N",
+                   help="tflite-int8: the run's first N training images (read as evaluation "
+                        "reads them) that set the ranges of its activations")
+    p.add_argument("--data-dir", type=cli.path,
+                   help="tflite-int8: where the run's training images are now (default: the "
+                        "data dir its config.json records)")
     args = p.parse_args(argv)
     if (args.out is None) == (args.npy is None):
         p.error("give --out (a SavedModel) or --npy (a weights file), one of them")
+    if args.npy and args.format != "savedmodel":
+        p.error("--format goes with --out; --npy writes the weights alone")
+    if args.format == "tflite-int8" and args.weights:
+        p.error("--format tflite-int8 calibrates on a run's training images; --weights has "
+                "none (use --format tflite)")
     return args
 
 
@@ -129,6 +153,8 @@ def export(args):
     if args.npy:
         return write_npy(classifier, args.npy)
     version = next_version(args.out)
+    if args.format != "savedmodel":
+        return write_tflite(args, classifier, version)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete
     try:
@@ -154,6 +180,33 @@ def export(args):
     print(f"Exported {classifier.source} ({classifier.config['arch']}, "
           f"{len(classifier.class_names)} classes) to {final}")
     print(f"  saved_model_cli show --dir {final} --all")
+    return 0
+
+
+def write_tflite(args, classifier, version):
+    """OUT/VERSION/model.tflite and class_names.txt (and model.json: what it is), written in a
+    temporary folder renamed once complete."""
+    run_config = None if args.weights else runs.config_for(classifier.source, args.log_dir)
+    calibration = tflite.calibration_images(
+        run_config, classifier, args.calibration_images, args.data_dir) \
+        if args.format == "tflite-int8" else None
+    content = tflite.convert(classifier, calibration)
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete
+    final = os.path.join(args.out, str(version))
+    try:
+        os.mkdir(os.path.join(work, "model"))  # (mkdtemp's own folder is private, 0700)
+        tflite.write(os.path.join(work, "model"), content, classifier, args.format, run_config)
+        os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    side = classifier.config["image_size"]
+    calibrated = f", calibrated on {len(calibration)} training images" if calibration is not \
+        None else ""
+    print(f"Exported {classifier.source} ({classifier.config['arch']}, "
+          f"{len(classifier.class_names)} classes) as {args.format}{calibrated} to "
+          f"{os.path.join(final, tflite.MODEL_FILE)}: {len(content):,} bytes "
+          f"({len(content) / 2**20:.1f} MiB); it takes uint8 RGB [1, {side}, {side}, 3]")
     return 0
 
 

@@ -5,6 +5,7 @@
     python predict.py --json img.png > out.json  # one JSON document
     python predict.py --weights pretrained/vgg16.npy --arch vgg16 cat.jpg   # ImageNet's classes
     python predict.py --dense --scales 256,384,512 photos/   # the whole image, at three scales
+    python predict.py --model exported/cifar10/3/model.tflite photos/   # a TFLite export
 
 Takes image files of any size in the formats the folder reader takes (JPEG, PNG, BMP, GIF,
 PPM/PGM) and folders (every image under them, in sorted order). Each image is decoded, resized
@@ -32,6 +33,7 @@ import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import serving  # noqa: E402
+import tflite  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -45,6 +47,9 @@ def parse_args(argv=None):
     cli.add_flags(which, "checkpoint", "best")
     which.add_argument("--weights", help="a weights file with fc6-fc8 (e.g. the public "
                                          "vgg16.npy): ImageNet's 1000 classes at 224x224")
+    which.add_argument("--model", type=cli.path,
+                       help="a TensorFlow Lite model of export.py (FILE.tflite or its version "
+                            "folder), its class names from the class_names.txt beside it")
     cli.add_flags(p, "arch", "resize", "batch-size", "precision", "verbose", batch_size=32,
                   choices={"arch": nets.NAMES})
     cli.add_flags(p, "dense", "scales")
@@ -59,6 +64,9 @@ def parse_args(argv=None):
         p.error("--scales goes with --dense")
     if args.dense and args.resize:
         p.error("--dense reads each whole image, its aspect kept; --resize does not go with it")
+    if args.model and (args.dense or args.no_ema or args.precision != "fp32"):
+        p.error("--model runs a TFLite model as it is; --dense, --no-ema and --precision do "
+                "not go with it")
     return args
 
 
@@ -100,6 +108,10 @@ def top_classes(probabilities, logits, names, top):
 
 def run(args):
     files = image_files(args.images)
+    if args.model:
+        lite = tflite.load(args.model)
+        return show(args, files, lite.class_names,
+                    *tflite.predict_files(lite, files, args.batch_size, args.resize, sys.stderr))
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
         serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
     if args.resize:
@@ -113,7 +125,12 @@ def run(args):
             raise cli.UsageError(f"--dense: {e}") from None
     probabilities, logits = predict(classifier.config, files, classifier.load,
                                     args.batch_size, args.precision, dense_scales=scales)
-    results = [{"file": path, "top": top_classes(p, l, classifier.class_names, args.top)}
+    return show(args, files, classifier.class_names, probabilities, logits)
+
+
+def show(args, files, names, probabilities, logits):
+    """Print each file's top classes (or, with --json, one document of them)."""
+    results = [{"file": path, "top": top_classes(p, l, names, args.top)}
                for path, p, l in zip(files, probabilities, logits)]
     if args.json:
         print(json.dumps(results, indent=1))

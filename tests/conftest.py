@@ -33,7 +33,7 @@ def workspace(tmp_path_factory):
 # instead of last, and the two test processes end together. Files not named follow, as collected.
 LONGEST_FIRST = ("test_scale_out.py", "test_train_eval.py", "test_safety.py", "test_failures.py",
                  "test_codes.py", "test_kills.py", "test_screen.py", "test_predict_export.py",
-                 "test_convert.py", "test_nets.py", "test_model.py")
+                 "test_convert.py", "test_tflite.py", "test_nets.py", "test_model.py")
 
 
 def pytest_collection_modifyitems(items):

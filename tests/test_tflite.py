@@ -1,0 +1,146 @@
+"""TensorFlow Lite exports of a VGG11 with batch norm trained here on PNGs of several sizes: the
+float model gives the SavedModel's probabilities on images resized before it; the int8 model
+mostly agrees with it at under a third of its size; evaluate.py and predict.py run the model on
+every image as they run a checkpoint; versions are never overwritten; a bad model is one line."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import helpers
+from helpers import call
+
+CLASSES = ["cat", "dog", "emu"]
+SIZES = ((8, 8), (20, 31), (45, 33), (32, 32))
+tf1 = tf.compat.v1
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(data dir, log dir, out): a short VGG11-BN run on 60 PNGs of four sizes, exported as a
+    SavedModel (out/1), a float TFLite model (out/2) and an int8 one (out/3)."""
+    root = tmp_path_factory.mktemp("tflite")
+    helpers.write_folder(root / "images", CLASSES, per_class=20, sizes=SIZES)
+    result = call("train_and_val.py", "--dataset", "folder", "--data-dir", root / "images",
+                  "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--fc-size", 0,
+                  "--max-steps", 6, "--batch-size", 8, "--val-size", 4,
+                  "--learning-rate", "0.05", "--log-dir", root / "logs", cwd=root)
+    assert result.returncode == 0, result.stderr
+    out = root / "exported" / "folder"
+    for flags in ((), ("--format", "tflite"), ("--format", "tflite-int8",
+                                               "--calibration-images", 40)):
+        result = call("export.py", "--log-dir", root / "logs", "--out", out, *flags, cwd=root)
+        assert result.returncode == 0, result.stderr
+    assert "calibrated on 40 training images" in result.stdout and " bytes (" in result.stdout
+    return root / "images", root / "logs", out
+
+
+def resized(path, side=32):
+    """The image at ``path`` as uint8 RGB [side, side, 3]: resized before the model, as the
+    README says a TFLite model needs."""
+    return np.asarray(Image.open(path).convert("RGB").resize((side, side), Image.BILINEAR))
+
+
+def saved_model_probabilities(folder, images):
+    with tf.Graph().as_default(), tf1.Session() as session:
+        meta = tf1.saved_model.loader.load(session, ["serve"], str(folder))
+        signature = meta.signature_def["serving_default"]
+        return session.run(signature.outputs["probabilities"].name,
+                           {signature.inputs["images"].name: images})
+
+
+def test_float_is_the_saved_model_and_int8_agrees_at_a_quarter_of_the_size(exported):
+    import tflite
+
+    images, _, out = exported
+    assert sorted(os.listdir(out)) == ["1", "2", "3"]  # one version each, no temporary left
+    assert sorted(os.listdir(out / "2")) == ["class_names.txt", "model.json", "model.tflite"]
+    assert (out / "3" / "class_names.txt").read_text().split() == CLASSES
+    files = sorted(str(p) for p in images.rglob("*.png"))
+    pixels = np.stack([resized(f) for f in files])
+    assert {Image.open(f).size[::-1] for f in files} == set(SIZES)
+
+    saved = saved_model_probabilities(out / "1", pixels)
+    lite, quantized = tflite.load(str(out / "2")), tflite.load(str(out / "3" / "model.tflite"))
+    assert lite.image_size == 32 and lite.class_names == CLASSES
+    got = lite.run(pixels)[0]
+    assert np.linalg.norm(got - saved) / np.linalg.norm(saved) < 1e-4
+    assert np.abs(got - saved).max() < 1e-4
+
+    int8 = quantized.run(pixels)[0]
+    agree = np.mean(int8.argmax(1) == got.argmax(1))
+    assert agree >= 0.9, agree
+    assert len(set(got.argmax(1))) > 1  # (one answer for all would show nothing)
+    weights = [t for t in quantized.interpreter.get_tensor_details()
+               if np.prod(t["shape"]) >= 3 * 3 * 64 * 64]  # every kernel of conv2_1 on
+    assert weights and all(t["dtype"] == np.int8 for t in weights)
+    sizes = [(out / v / "model.tflite").stat().st_size for v in ("2", "3")]
+    assert sizes[1] < sizes[0] / 3
+
+
+def test_a_version_is_never_overwritten(exported, tmp_path):
+    _, logs, out = exported
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    result = call("export.py", "--log-dir", logs, "--out", copy, "--format", "tflite",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{copy / '4' / 'model.tflite'}: " in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert sorted(os.listdir(copy)) == ["1", "2", "3", "4"]
+
+
+def test_evaluate_and_predict_run_the_model_on_every_image(exported, tmp_path):
+    images, logs, out = exported
+    result = call("evaluate.py", "--data-dir", images, "--log-dir", logs, "--split", "train",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checkpoint = json.loads((logs / "eval" / "train-model.ckpt-6.json").read_text())
+    for version in ("2", "3"):
+        result = call("evaluate.py", "--model", out / version, "--data-dir", images,
+                      "--log-dir", logs, "--split", "train", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(
+            (logs / "eval" / f"train-folder-{version}-model.tflite.json").read_text())
+        seen = report["images_evaluated"]
+        assert report["images"] == len(seen["files"]) == checkpoint["images"] > 40
+        assert seen["files"] == checkpoint["images_evaluated"]["files"]
+        right = np.equal(seen["labels"], seen["predictions"])
+        assert report["accuracy"] == right.mean()
+        assert np.trace(report["confusion_matrix"]) == right.sum()
+        if version == "2":  # (float: the checkpoint's answers, on the images rounded to uint8)
+            assert np.mean(np.equal(seen["predictions"],
+                                    checkpoint["images_evaluated"]["predictions"])) > 0.95
+            float_predictions = seen["predictions"]
+    files = [str(images / f) for f in seen["files"]]
+    predicted = call("predict.py", "--model", out / "2" / "model.tflite", "--json", "--top", 1,
+                     "--batch-size", 16, *files, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    found = json.loads(predicted.stdout)
+    assert [p["file"] for p in found] == files
+    assert [p["top"][0]["index"] for p in found] == float_predictions
+    assert {p["top"][0]["class"] for p in found} <= set(CLASSES)
+
+
+def test_a_bad_model_is_one_line(exported, tmp_path):
+    images, logs, out = exported
+    corrupt, other = tmp_path / "corrupt", tmp_path / "other"
+    shutil.copytree(out / "2", corrupt)
+    (corrupt / "model.tflite").write_bytes(b"TFL3 but not really a model" * 10)
+    shutil.copytree(out / "2", other)
+    (other / "class_names.txt").write_text("a\nb\nc\nd\n")
+    cases = ((corrupt, "not a TensorFlow Lite model"),
+             (other / "model.tflite", "gives 3 classes, but"),
+             (tmp_path / "missing.tflite", "missing.tflite: no such file"))
+    for model, words in cases:
+        for program, flags in (("evaluate.py", ("--data-dir", images, "--log-dir", logs)),
+                               ("predict.py", (images / "cat" / "0.png",))):
+            result = call(program, "--model", model, *flags, cwd=tmp_path)
+            line = helpers.one_line_error(result, program)
+            assert words in line and str(model.name) in line, line

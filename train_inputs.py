@@ -231,8 +231,9 @@ def select(args):
     """The training input the flags ask for: ``Codes`` with --codes, else ``Images``; sets
     ``args.class_weight_values`` (``class_weights``)."""
     data = Codes(args) if args.codes else Images(args)
-    args.class_weight_values = class_weights(args.class_weights, data.class_counts(args),
-                                             data.class_names)
+    args.class_weight_values = class_weights(
+        args.class_weights, data.class_counts(args) if args.class_weights else None,
+        data.class_names)
     return data
 
 

@@ -135,11 +135,11 @@ def _other_files(root, layout, data_dir):
                         f"{layout.train_root}: {data_pipeline.few(missing)}; add those "
                         f"classes to {layout.train_root} or remove them from {root}")
     lacking = [c for c in layout.classes if c not in classes]
-    key = ("lacking", os.path.abspath(root), tuple(lacking))
-    if lacking and key not in data_pipeline._reported:
-        data_pipeline._reported.add(key)
-        print(f"{root} has no folder for {len(lacking)} of the {len(layout.classes)} classes "
-              f"({data_pipeline.few(lacking)}): its figures cover the others")
+    if lacking:
+        data_pipeline.say_once(("lacking", os.path.abspath(root), tuple(lacking)),
+                               f"{root} has no folder for {len(lacking)} of the "
+                               f"{len(layout.classes)} classes ({data_pipeline.few(lacking)}): "
+                               "its figures cover the others")
     found, empty = _class_files(root, classes, data_dir)
     labels = [layout.classes.index(c) for c in classes]
     return {labels[i]: paths for i, paths in found.items()}, empty

@@ -384,15 +384,11 @@ def _load_pickle(path):
     """(features uint8 [N, H, W, 3], labels int32 [N]) of a GTSRB pickle, unpickled by the
     weights reader's allow-list (nothing but NumPy arrays and plain containers) and checked;
     remembered for the file's size and modification time. DataError naming the file."""
-    path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise DataError(f"cannot read {path} ({e.strerror})") from None
-    stamp = (st.st_size, st.st_mtime_ns)
-    known = _pickles.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
+    return data_pipeline.remembered(_pickles, path, _read_pickle)
+
+
+def _read_pickle(path):
+    """``_load_pickle``'s reading and checking of the pickle at (absolute) PATH."""
     try:
         with open(path, "rb") as f:
             content = weights.unpickle_arrays(f)
@@ -424,9 +420,7 @@ def _load_pickle(path):
     if wrong.size:
         raise DataError(f"{path}: image {wrong[0]} has label {labels[wrong[0]]}, not a class "
                         f"0..{NUM_CLASSES - 1} ({wrong.size} such labels)")
-    arrays = np.ascontiguousarray(features), labels.astype(np.int32)
-    _pickles[path] = (stamp, arrays)
-    return arrays
+    return np.ascontiguousarray(features), labels.astype(np.int32)
 
 
 def _pickle_parts(data_dir, split, val_size):

@@ -169,15 +169,11 @@ def parse(path, kind, fix):
     """The uint8 array of the IDX file at PATH (gzip when its name ends in .gz) of KIND:
     images [N, 28, 28] or labels [N] (checked to be 0..9); remembered for the file's size and
     modification time. DataError naming the file and ending in FIX (what to do)."""
-    path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise DataError(f"cannot read {path} ({e.strerror}); {fix}") from None
-    stamp = (st.st_size, st.st_mtime_ns)
-    known = _parsed.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
+    return data_pipeline.remembered(_parsed, path, lambda p: _parse_file(p, kind, fix), fix)
+
+
+def _parse_file(path, kind, fix):
+    """``parse``'s reading and checking of the file at (absolute) PATH."""
     compressed = path.endswith(".gz")
     try:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
@@ -198,7 +194,6 @@ def parse(path, kind, fix):
         if bad.size:
             raise DataError(f"{path}: label {array[bad[0]]} at index {bad[0]}, not 0..9 "
                             f"({bad.size} such labels); the file is corrupt: {fix}")
-    _parsed[path] = (stamp, array)
     return array
 
 

@@ -390,6 +390,33 @@ def check_all(paths, sizes=False):
     return results if sizes else [result[:2] for result in results]
 
 
+def say_once(key, text):
+    """Print TEXT unless KEY was said before in this process (lines about a data set that
+    train, val and trainval would each repeat)."""
+    if key not in _reported:
+        _reported.add(key)
+        print(text)
+
+
+def remembered(cache, path, load, fix=""):
+    """``load(path)`` of the file at PATH (absolute), kept in CACHE ({path: (stamp, value)})
+    for the file's size and modification time, so a file is read once a process while it stays
+    as it is; DataError naming it (and FIX, what to do) when it cannot be read."""
+    path = os.path.abspath(path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror})" + (f"; {fix}" if fix else "")) \
+            from None
+    stamp = (st.st_size, st.st_mtime_ns)
+    known = cache.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    value = load(path)
+    cache[path] = (stamp, value)
+    return value
+
+
 def leave_out_bad(bad, count, root, which, skip_bad_images):
     """BAD ("path (reason)") of the COUNT images of ROOT: a DataError naming them, or with
     ``skip_bad_images`` a line saying they are left out (once a process)."""

@@ -6,6 +6,8 @@
     python benchmark.py --scale                  # 1, 2, 4 towers and a localhost cluster
     python benchmark.py --bandwidth              # bytes a cluster step moves, per network
     python benchmark.py --summaries              # what filters, histograms, activations cost
+    python benchmark.py --tflite                 # TFLite float32 and int8 against the SavedModel
+    python benchmark.py --tflite --export-dir exported/cifar10   # the newest exports there
 
 In one run, after warm-up, each figure a median over --repeats measurements:
   train      the real train_and_val.py (its input pipeline from CIFAR-format files written to a
@@ -23,6 +25,11 @@ ratios to the one-tower run: on one machine this is the overhead each adds.
 With --summaries, instead: a training step with batch norm alone and with the first
 convolution's filters, with the weight and gradient histograms, and the activation images of a
 validation, side by side in turns (what TensorBoard's pictures of the network cost).
+With --tflite, instead: the SavedModel (at --batch-size and one image a call) and the TFLite
+float32 and int8 models of one network, each as export.py writes it, on the same --tflite-images
+random uint8 images at the network's side, images/s and bytes on disk: the newest version of
+each kind in --export-dir, or without it the --arch network trained one step on random
+CIFAR-format files and exported three times in a temporary folder.
 With --bandwidth, instead: for each network and head, the bytes one worker moves through the
 parameter servers in a step (it reads every variable and sends the gradient of every trained
 one: 4 bytes a value, counted on the graph), and the floor that puts on a synchronous step of 2
@@ -51,9 +58,11 @@ import tensorflow as tf
 import cli
 import devices
 import input_data
+import measure
 import model
 import nets
 import summaries
+import tflite
 import tools
 import vgg16
 import weights
@@ -81,6 +90,15 @@ def parse_args(argv=None):
     p.add_argument("--summaries", action="store_true",
                    help="measure what TensorBoard's filters, histograms and activation images "
                         "add to a training step instead")
+    p.add_argument("--tflite", action="store_true",
+                   help="measure the TFLite float32 and int8 models against the SavedModel")
+    p.add_argument("--export-dir", type=cli.path,
+                   help="--tflite: the newest SavedModel, tflite and tflite-int8 versions in "
+                        "this export.py --out folder (default: export a one-step run here)")
+    p.add_argument("--tflite-images", type=cli.at_least(1), default=200,
+                   help="--tflite: images per measurement")
+    p.add_argument("--tflite-threads", type=cli.at_least(1), default=os.cpu_count(),
+                   help="--tflite: the interpreter's threads (default: one a core)")
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
@@ -121,29 +139,6 @@ def flops_per_image(arch, image_size, num_classes=input_data.NUM_CLASSES):
     return forward, 3 * forward - first
 
 
-def median_rate(run_once, images, repeats, warmup=1):
-    """Median images/s of ``run_once`` (which processes ``images`` images) over ``repeats``."""
-    for _ in range(warmup):
-        run_once()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_once()
-        rates.append(images / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
-def matmul_gflops(dtype, repeats, n=4096):
-    with tf.Graph().as_default():
-        a = tf1.get_variable("a", [n, n], dtype, tf1.random_normal_initializer())
-        b = tf1.get_variable("b", [n, n], dtype, tf1.random_normal_initializer())
-        product = tf.matmul(a, b)
-        with tf1.Session() as session:
-            session.run(tf1.global_variables_initializer())
-            rate = median_rate(lambda: session.run(product.op), 1, repeats)
-    return rate * 2 * n ** 3 / 1e9
-
-
 @contextlib.contextmanager
 def bare_step(args, batch_norm=False):
     """``(session, step, grads_and_vars, tower)``: the training step alone (the training
@@ -175,7 +170,7 @@ def bare_step_rate(args):
         def steps():
             for _ in range(args.steps):
                 session.run(step)
-        return median_rate(steps, args.steps * args.batch_size, args.repeats)
+        return measure.median_rate(steps, args.steps * args.batch_size, args.repeats)
 
 
 def summary_costs(args):
@@ -197,7 +192,7 @@ def summary_costs(args):
                 if repeat:
                     times[kind].append(time.perf_counter() - start)
         seconds = {kind: statistics.median(values) for kind, values in times.items()}
-        seconds["activations"] = 1 / median_rate(
+        seconds["activations"] = 1 / measure.median_rate(
             lambda: summaries.activation_summary(session.run(maps)).SerializeToString(), 1,
             args.repeats)
     print(f"{args.arch} {args.image_size}x{args.image_size}, batch {args.batch_size}, with batch "
@@ -226,7 +221,7 @@ def eval_rate(args, data_dir):
             def batches():
                 for _ in range(args.steps):
                     session.run(predictions)
-            return median_rate(batches, args.steps * args.batch_size, args.repeats)
+            return measure.median_rate(batches, args.steps * args.batch_size, args.repeats)
 
 
 def pipeline_rate(args, data_dir, val_size):
@@ -241,7 +236,7 @@ def pipeline_rate(args, data_dir, val_size):
             def run():
                 for _ in range(batches):
                     session.run(consume)
-            return median_rate(run, batches * args.batch_size, args.repeats, warmup=2)
+            return measure.median_rate(run, batches * args.batch_size, args.repeats, warmup=2)
 
 
 def keras_rate(args, data_dir, val_size):
@@ -289,41 +284,14 @@ def keras_rate(args, data_dir, val_size):
     return statistics.median(rates[1:]), bool(net.jit_compile)  # the first epoch compiles
 
 
-def program_rates(log_dir, flags, max_steps, every):
-    """The images/s that train_and_val.py itself measures over each ``every`` steps and writes
-    to TensorBoard, the first (warm-up) interval left out."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    command = [sys.executable, os.path.join(ROOT, "train_and_val.py"), "--log-dir", log_dir,
-               "--max-steps", str(max_steps), "--log-every", str(every), *map(str, flags)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    if result.returncode:
-        raise RuntimeError(f"train_and_val.py failed: {result.stderr[-2000:]}")
-    events = event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
-    events.Reload()
-    return [e.value for e in events.Scalars("images_per_sec")][1:]
-
-
 def program_rate(args, data_dir, log_dir):
     """Median images/s of train_and_val.py from scratch on the CIFAR-format files."""
     flags = ["--data-dir", data_dir, "--arch", args.arch, "--pretrained", "none",
              "--batch-size", args.batch_size, "--image-size", args.image_size, "--val-size", 0,
              "--fc-size", cli.default("fc-size"), "--precision", args.precision] + (
                  ["--xla"] if args.xla else [])
-    return statistics.median(program_rates(log_dir, flags, args.steps * (args.repeats + 1),
-                                           args.steps))
-
-
-def global_rate(log_dir, batch_size):
-    """Median images/s of the whole job from the training events: the global step's progress
-    between progress lines times the global batch, the first interval left out."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    events = event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
-    events.Reload()
-    points = [(e.step, e.wall_time) for e in events.Scalars("images_per_sec")]
-    rates = [(b[0] - a[0]) * batch_size / (b[1] - a[1]) for a, b in zip(points, points[1:])]
-    return statistics.median(rates)
+    return statistics.median(measure.program_rates(
+        log_dir, flags, args.steps * (args.repeats + 1), args.steps))
 
 
 def scale(args):
@@ -333,15 +301,16 @@ def scale(args):
                "precision": args.precision}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "data")
-        write_cifar_files(data_dir, train_records=2000, test_records=100)
+        measure.write_cifar_files(data_dir, train_records=2000, test_records=100)
         common = ["--data-dir", data_dir, "--arch", args.arch, "--pretrained", "none",
                   "--image-size", args.image_size, "--val-size", 0, "--precision",
                   args.precision, "--save-every", 10 ** 9]
         for towers in (1, 2, 4):
             log_dir = os.path.join(tmp, f"towers{towers}")
-            program_rates(log_dir, common + ["--batch-size", args.batch_size, "--num-gpus",
-                                             towers, "--tower-device", "cpu"], steps, args.steps)
-            results[f"towers{towers}_img_s"] = global_rate(log_dir, args.batch_size)
+            measure.program_rates(log_dir, common + ["--batch-size", args.batch_size,
+                                                     "--num-gpus", towers, "--tower-device",
+                                                     "cpu"], steps, args.steps)
+            results[f"towers{towers}_img_s"] = measure.global_rate(log_dir, args.batch_size)
         log_dir = os.path.join(tmp, "cluster")
         command = [sys.executable, os.path.join(ROOT, "cluster.py"), "--ps", "1", "--workers",
                    "2", "--", *map(str, common), "--batch-size", str(args.batch_size // 2),
@@ -350,7 +319,7 @@ def scale(args):
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if done.returncode:
             raise RuntimeError(f"cluster.py failed: {done.stdout[-2000:]}")
-        results["cluster_img_s"] = global_rate(log_dir, args.batch_size)
+        results["cluster_img_s"] = measure.global_rate(log_dir, args.batch_size)
     for name in ("towers2", "towers4", "cluster"):
         results[f"{name}_vs_one"] = results[f"{name}_img_s"] / results["towers1_img_s"]
     print(f"scale-out overhead: {args.arch} {args.image_size}x{args.image_size}, global batch "
@@ -404,7 +373,7 @@ def transfer(args):
                "precision": args.precision, "layer": "fc6", "train_images": train_images}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, npy = os.path.join(tmp, "data"), os.path.join(tmp, f"{args.arch}.npy")
-        write_cifar_files(data_dir, train_records=args.transfer_images, test_records=100)
+        measure.write_cifar_files(data_dir, train_records=args.transfer_images, test_records=100)
         write_initial_weights(args.arch, args.image_size, npy)
         out = os.path.join(tmp, "codes")
         results["extract_img_s"] = extraction_rate(args, data_dir, npy, out, val_size)
@@ -415,8 +384,8 @@ def transfer(args):
                                         "--pretrained", npy, "--trainable", "fc",
                                         "--image-size", args.image_size, "--val-size",
                                         val_size, "--fc-size", cli.default("fc-size")])):
-            rates = program_rates(os.path.join(tmp, f"logs-{name}"), flags + quiet,
-                                  epoch_steps * (args.repeats + 1), epoch_steps)
+            rates = measure.program_rates(os.path.join(tmp, f"logs-{name}"), flags + quiet,
+                                          epoch_steps * (args.repeats + 1), epoch_steps)
             results[f"{name}_img_s"] = statistics.median(rates)
             results[f"{name}_epoch_s"] = train_images / results[f"{name}_img_s"]
     results["codes_vs_images"] = results["codes_img_s"] / results["images_img_s"]
@@ -429,6 +398,81 @@ def transfer(args):
         print(f"  one epoch, {what:38s} {results[f'{name}_epoch_s']:8.3f} s "
               f"({results[f'{name}_img_s']:.0f} images/s)")
     print(f"  an epoch on codes is {results['codes_vs_images']:.0f} times faster")
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                      for k, v in results.items()}))
+    return 0
+
+
+def export_one_step(args, tmp):
+    """An export.py --out folder in ``tmp`` with the three kinds, of the --arch network trained
+    one step from scratch on random CIFAR-format files."""
+    data_dir, log_dir, out = (os.path.join(tmp, name) for name in ("data", "logs", "exported"))
+    measure.write_cifar_files(data_dir, train_records=500, test_records=10)
+    export = ["export.py", "--log-dir", log_dir, "--out", out]
+    for command in (["train_and_val.py", "--data-dir", data_dir, "--arch", args.arch,
+                     "--pretrained", "none", "--image-size", args.image_size, "--val-size", 0,
+                     "--batch-size", 8, "--fc-size", cli.default("fc-size"), "--max-steps", 1,
+                     "--log-dir", log_dir], export, export + ["--format", "tflite"],
+                    export + ["--format", "tflite-int8", "--calibration-images", 100]):
+        done = subprocess.run([sys.executable, os.path.join(ROOT, command[0]),
+                               *map(str, command[1:])], capture_output=True, text=True, cwd=ROOT)
+        if done.returncode:
+            raise RuntimeError(f"{command[0]} failed: {done.stderr[-2000:]}")
+    return out
+
+
+def folder_bytes(path):
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+
+
+def lite_rates(folders, count, batch_size, repeats, threads, seed=0):
+    """{kind_img_s, kind_bytes}: images/s of the SavedModel at ``batch_size`` and at 1
+    ("savedmodel_b1"), and of the TFLite models (one image a call, as they take them), all on
+    the same ``count`` random uint8 images at the network's side; the bytes of each on disk."""
+    lites = {kind: tflite.load(folders[kind], "--export-dir", threads) for kind in tflite.FORMATS}
+    side = lites["tflite"].image_size
+    images = np.random.default_rng(seed).integers(0, 256, (count, side, side, 3), np.uint8)
+    results = {}
+    with tf.Graph().as_default(), tf1.Session() as session:
+        meta = tf1.saved_model.loader.load(session, ["serve"], folders["savedmodel"])
+        signature = meta.signature_def["serving_default"]
+        given, wanted = signature.inputs["images"].name, signature.outputs["probabilities"].name
+        for name, batch in (("savedmodel", batch_size), ("savedmodel_b1", 1)):
+            def run(batch=batch):
+                for start in range(0, count, batch):
+                    session.run(wanted, {given: images[start:start + batch]})
+            results[f"{name}_img_s"] = measure.median_rate(run, count, repeats)
+    results["savedmodel_bytes"] = folder_bytes(folders["savedmodel"])
+    for kind, lite in lites.items():
+        name = kind.replace("-", "_")
+        results[f"{name}_img_s"] = measure.median_rate(lambda: lite.run(images), count, repeats)
+        results[f"{name}_bytes"] = os.path.getsize(lite.path)
+    return results
+
+
+def lite_speeds(args):
+    """--tflite: the table (see the docstring), then one JSON line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = tflite.newest_exports(args.export_dir or export_one_step(args, tmp))
+        results = {"savedmodel": folders["savedmodel"], "tflite": folders["tflite"],
+                   "tflite_int8": folders["tflite-int8"], "images": args.tflite_images,
+                   "batch_size": args.batch_size, "tflite_threads": args.tflite_threads,
+                   "interpreter": tflite.INTERPRETER, **lite_rates(
+                       folders, args.tflite_images, args.batch_size, args.repeats,
+                       args.tflite_threads)}
+    if not args.export_dir:
+        results["arch"], results["image_size"] = args.arch, args.image_size
+    print(f"TFLite against the SavedModel: {args.tflite_images} images, medians of "
+          f"{args.repeats} runs after warm-up; {tflite.INTERPRETER} with {args.tflite_threads} "
+          "threads")
+    for name, what in (("savedmodel", f"SavedModel, batch {args.batch_size}"),
+                       ("savedmodel_b1", "SavedModel, batch 1"), ("tflite", "TFLite float32"),
+                       ("tflite_int8", "TFLite int8")):
+        size = results.get(f"{name}_bytes")
+        ratio = results[f"{name}_img_s"] / results["savedmodel_img_s"]
+        print(f"  {what:24s} {results[f'{name}_img_s']:10.1f} images/s {ratio:6.2f}x"
+              + (f"  {size:>13,} bytes" if size else ""))
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                       for k, v in results.items()}))
     return 0
@@ -482,15 +526,17 @@ def main(argv=None):
         return scale(args)
     if args.summaries:
         return summary_costs(args)
+    if args.tflite:
+        return cli.run_main("benchmark.py", lite_speeds, args)
     forward, training = flops_per_image(args.arch, args.image_size)
     results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
                "precision": args.precision, "xla": args.xla}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "data")
-        write_cifar_files(data_dir, train_records=2000, test_records=1000)
+        measure.write_cifar_files(data_dir, train_records=2000, test_records=1000)
         val_size = 200
-        results["matmul_gflops_fp32"] = matmul_gflops(tf.float32, args.repeats)
-        results["matmul_gflops_bf16"] = matmul_gflops(tf.bfloat16, args.repeats)
+        results["matmul_gflops_fp32"] = measure.matmul_gflops(tf.float32, args.repeats)
+        results["matmul_gflops_bf16"] = measure.matmul_gflops(tf.bfloat16, args.repeats)
         results["pipeline_img_s"] = pipeline_rate(args, data_dir, val_size)
         results["bare_step_img_s"] = bare_step_rate(args)
         results["train_img_s"] = program_rate(args, data_dir, os.path.join(tmp, "logs"))
@@ -533,19 +579,6 @@ def print_table(r, forward):
     keras = f", {r['train_vs_keras']:.2f}x Keras" if r.get("train_vs_keras") else ""
     print(f"  program / bare step {r['program_vs_bare']:.3f}{keras}; pipeline "
           f"{r['pipeline_vs_train']:.1f}x and evaluation {r['eval_vs_train']:.1f}x training")
-
-
-def write_cifar_files(data_dir, train_records, test_records, seed=0):
-    """Random CIFAR-format batches (speed does not depend on the pixels)."""
-    rng = np.random.default_rng(seed)
-    folder = os.path.join(data_dir, input_data.BATCHES_DIR)
-    os.makedirs(folder)
-    per_file = train_records // len(input_data.TRAIN_FILES)
-    for name, count in [(n, per_file) for n in input_data.TRAIN_FILES] + [
-            (input_data.TEST_FILE, test_records)]:
-        records = rng.integers(0, 256, (count, input_data.RECORD_BYTES), dtype=np.uint8)
-        records[:, 0] %= input_data.NUM_CLASSES
-        records.tofile(os.path.join(folder, name))
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def calibration_images(run_config, classifier, count, data_dir=None, batch_size=
     config = classifier.config
     options = {"crop_roi": True} if run.get("crop_roi") else {}
     with tf.Graph().as_default(), tf1.Session() as session:
+        split = "trainval" if run.get("val_size") == 0 else "train"  # (0: trained on all)
         images, _, iterator = model.split_input(
-            config, dataset, data_dir, "train", batch_size, run.get("val_size"), options,
+            config, dataset, data_dir, split, batch_size, run.get("val_size"), options,
             initializable=True, resize=config.get("resize", "squash"))
         pixels = to_uint8(images, config)
         session.run(iterator.initializer)
@@ -250,6 +251,25 @@ def report_name(path):
     folder, name = os.path.split(os.path.abspath(path))
     parent, version = os.path.split(folder)
     return f"{os.path.basename(parent)}-{version}-{name}" if version.isdigit() else name
+
+
+def newest_exports(out):
+    """{kind: folder}: the newest version of each of "savedmodel", "tflite" and "tflite-int8"
+    in an export.py --out folder (for benchmark.py); UsageError naming the kind it lacks."""
+    found = {}
+    versions = sorted((int(n) for n in os.listdir(out) if n.isdigit()), reverse=True) \
+        if os.path.isdir(out) else []
+    for version in versions:
+        folder = os.path.join(out, str(version))
+        kind = "savedmodel" if os.path.isfile(os.path.join(folder, "saved_model.pb")) else \
+            (cli.read_json(os.path.join(folder, INFO_FILE)) or {}).get("format")
+        found.setdefault(kind, folder)
+    for kind in ("savedmodel",) + FORMATS:
+        if kind not in found:
+            flag = "" if kind == "savedmodel" else f" --format {kind}"
+            raise cli.UsageError(f"--export-dir {out}: no {kind} version (python export.py "
+                                 f"--out {out}{flag} writes one)")
+    return found
 
 
 def source_step(lite):

@@ -144,3 +144,54 @@ def test_a_bad_model_is_one_line(exported, tmp_path):
             result = call(program, "--model", model, *flags, cwd=tmp_path)
             line = helpers.one_line_error(result, program)
             assert words in line and str(model.name) in line, line
+
+
+def test_benchmark_times_the_newest_export_of_each_kind_on_the_same_images(exported, tmp_path,
+                                                                          capsys):
+    import benchmark
+
+    out = exported[2]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for version, source in (("1", "1"), ("2", "2"), ("3", "3"), ("5", "2")):
+        os.symlink(out / source, folder / version)
+    flags = ["--tflite", "--export-dir", str(folder), "--repeats", "1", "--tflite-images", "3",
+             "--batch-size", "2", "--tflite-threads", "1"]
+    assert benchmark.main(flags) == 0
+    lines = capsys.readouterr().out.splitlines()
+    found = json.loads(lines[-1])
+    assert (found["savedmodel"], found["tflite"], found["tflite_int8"]) == tuple(
+        str(folder / v) for v in ("1", "5", "3"))  # the newest of each kind
+    assert found["images"] == 3 and found["tflite_threads"] == 1
+    for name in ("savedmodel", "savedmodel_b1", "tflite", "tflite_int8"):
+        assert found[f"{name}_img_s"] > 0, name
+    assert found["tflite_bytes"] == os.path.getsize(out / "2" / "model.tflite")
+    assert found["tflite_int8_bytes"] == os.path.getsize(out / "3" / "model.tflite")
+    assert found["savedmodel_bytes"] == sum(p.stat().st_size for p in (out / "1").rglob("*")
+                                            if p.is_file())
+    assert [line.split()[:2] for line in lines[1:-1]] == [
+        ["SavedModel,", "batch"], ["SavedModel,", "batch"], ["TFLite", "float32"],
+        ["TFLite", "int8"]]
+
+    os.unlink(folder / "3")  # no int8 version left: one line naming the folder and the kind
+    assert benchmark.main(flags) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("benchmark.py: --export-dir") and "no tflite-int8 version" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_a_run_trained_on_every_image_calibrates_on_every_image(exported):
+    import input_data
+    import serving
+    import tflite
+
+    images, logs, _ = exported
+    classifier = serving.from_run(str(logs))
+    run = {"dataset": "folder", "data_dir": str(images), "val_size": 0}  # (--val-size 0)
+    folder = input_data.SOURCES["folder"]
+    every = folder.num_examples(str(images), "trainval", 0)  # (all but the hashed test images)
+    pixels = tflite.calibration_images({"runs": [run]}, classifier, 1000)
+    assert pixels.shape == (every, 32, 32, 3) and pixels.dtype == np.uint8
+    run["val_size"] = 4
+    assert len(tflite.calibration_images({"runs": [run]}, classifier, 1000)) == every - 4 == \
+        folder.num_examples(str(images), "train", 4)

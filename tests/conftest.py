@@ -28,6 +28,12 @@ def workspace(tmp_path_factory):
     return root, weights
 
 
+@pytest.fixture(scope="session", autouse=True)
+def registered_networks():
+    """tests/tiny_net.py in the network table for every test and fixture."""
+    helpers.register_networks()
+
+
 # The files that take longest, longest first: pytest-xdist hands out whole files (--dist
 # loadfile) in the order collected (--no-loadscope-reorder), so the longest file starts at once
 # instead of last, and the two test processes end together. Files not named follow, as collected.

@@ -91,7 +91,7 @@ def _zygote():
     global _ZYGOTE
     if _ZYGOTE is None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["tensorflow", "helpers", *PROGRAMS])
+        context.set_forkserver_preload(["tensorflow", "helpers", "tiny_net", *PROGRAMS])
         # (Python 3.11's server does not take the parent's sys.path: it gets the tests' and the
         # project's folders through PYTHONPATH, for itself only)
         here = os.environ.get("PYTHONPATH")
@@ -121,6 +121,7 @@ def _run_program(path, argv, cwd, out, err_path):
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     os.environ.update(ENV)
+    register_networks()  # (as in the tests' process)
     os.chdir(cwd)
     sys.argv = [path, *argv]
     try:
@@ -235,6 +236,28 @@ def train_args(root, tmp_path, *flags):
     flags override earlier ones."""
     return [*COMMON, "--pretrained", root / "vgg11.npy", "--data-dir", root / "data",
             "--log-dir", tmp_path / "logs", *flags]
+
+
+# The tests of a program's behaviour (resume, signals, locks, damaged files, progress lines)
+# train tests/tiny_net.py, registered in every test process (conftest.py) and in the programs
+# ``start`` forks, on the same workspace: a tenth of VGG11's time a run. The tests of VGG
+# itself, of pretrained weights and of codes train VGG11.
+TINY = ["--arch", "tinynet", "--pretrained", "none", "--batch-size", "16", "--val-size", "100",
+        "--log-every", "10", "--warmup-steps", "5", "--learning-rate", "0.05"]
+
+
+def tiny_args(root, tmp_path, *flags):
+    """A tinynet run (16x16) on the workspace's data, logging under TMP_PATH/logs; later flags
+    override earlier ones."""
+    return [*TINY, "--data-dir", root / "data", "--log-dir", tmp_path / "logs", *flags]
+
+
+def register_networks():
+    """The tests' own networks in the network table (every program then takes --arch tinynet)."""
+    import nets
+    import tiny_net
+
+    nets.register(tiny_net.NETWORK)
 
 
 def he_weights(arch, seed=0):

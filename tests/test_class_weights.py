@@ -51,9 +51,7 @@ def test_balanced_and_file_weights(tmp_path):
 
 @pytest.fixture
 def tinynet():
-    nets.register(tiny_net.NETWORK)
-    yield
-    nets.unregister(tiny_net.NETWORK.name)
+    nets.register(tiny_net.NETWORK)  # (conftest.py keeps it registered for the session)
 
 
 def test_balanced_weights_raise_the_rare_class_recall(tinynet, tmp_path):

@@ -41,8 +41,7 @@ def tinynet(tmp_path_factory):
                       for layer, pair in weights.graph_layers().items()}
     path = root / "tinynet.npy"
     np.save(path, np.array(layers, dtype=object))
-    yield root / "images", root / "logs", path
-    nets.unregister("tinynet")
+    return root / "images", root / "logs", path  # (registered for the session: conftest.py)
 
 
 def test_it_trains_and_its_checkpoint_holds_exactly_its_layers(tinynet):

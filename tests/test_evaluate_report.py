@@ -31,9 +31,7 @@ TWIN = "g"  # of the colour of "a"
 
 @pytest.fixture(scope="module")
 def tinynet():
-    nets.register(tiny_net.NETWORK)
-    yield
-    nets.unregister("tinynet")
+    nets.register(tiny_net.NETWORK)  # (conftest.py keeps it registered for the session)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import cli
 import py2_npy
 import runs
 from helpers import (call, one_line_error, python_json, resumed_step, start_afresh, steps,
-                     train_args)
+                     tiny_args, train_args)
 
 tf1 = tf.compat.v1
 
@@ -37,10 +37,10 @@ def files(folder):
 
 @pytest.fixture(scope="module")
 def short_run(workspace, tmp_path_factory):
-    """A finished run of 6 steps, a checkpoint every 2, under an absolute --log-dir."""
+    """A finished tinynet run of 6 steps, a checkpoint every 2, under an absolute --log-dir."""
     root, _ = workspace
     where = tmp_path_factory.mktemp("short")
-    result = call("train_and_val.py", *train_args(root, where, "--max-steps", 6, "--save-every",
+    result = call("train_and_val.py", *tiny_args(root, where, "--max-steps", 6, "--save-every",
                                                  2, "--val-every", 3), cwd=where)
     assert result.returncode == 0, result.stderr
     return root, where / "logs"
@@ -62,7 +62,7 @@ def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(sho
                 state.model_checkpoint_path)),
             [str(original / folder / os.path.basename(p))
              for p in state.all_model_checkpoint_paths])
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 12,
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 12,
                                                  "--save-every", 1, "--val-every", 6),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -73,7 +73,7 @@ def test_a_copy_of_a_log_dir_trains_on_its_own_and_leaves_the_original_alone(sho
 
     moved = tmp_path / "moved"
     shutil.move(str(copy), str(moved))
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 13,
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 13,
                                                  "--log-dir", moved), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert resumed_step(result.stdout) == 12
@@ -88,7 +88,7 @@ def test_a_lost_checkpoint_index_resumes_from_the_newest_checkpoint(short_run, t
     shutil.copytree(original, logs)
     os.remove(logs / "train" / "checkpoint")
     before = files(logs / "train")
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 8),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "had no checkpoint index" in result.stdout
@@ -167,7 +167,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_used(short_ru
     assert f"{logs / 'train' / 'model.ckpt-6'} is damaged" in line
     assert f"--checkpoint {logs / 'train' / 'model.ckpt-4'}" in line
 
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 8),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "model.ckpt-6 is damaged" in result.stdout
@@ -179,11 +179,13 @@ def test_a_lost_config_json_is_rebuilt_with_its_model(short_run, tmp_path):
     logs = tmp_path / "logs"
     shutil.copytree(original, logs)
     os.remove(logs / "train" / "config.json")
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 7),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = json.loads((logs / "train" / "config.json").read_text())
-    assert config["model"] == {"arch": "vgg11", "batch_norm": False, "image_size": 32,
+    assert config["model"] == json.loads((original / "train" / "config.json").read_text())[
+        "model"]
+    assert config["model"] == {"arch": "tinynet", "batch_norm": False, "image_size": 16,
                                "num_classes": 10, "fc_size": 0, "codes_layer": None,
                                "head": None, "head_size": 0}
     evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs, cwd=tmp_path)
@@ -197,7 +199,7 @@ def test_a_mangled_config_json_is_one_line(short_run, tmp_path, content):
     logs = tmp_path / "logs"
     shutil.copytree(original, logs)
     (logs / "train" / "config.json").write_text(content)
-    line = one_line_error(call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    line = one_line_error(call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 7),
                               cwd=tmp_path))
     assert "config.json" in line
     line = one_line_error(call("evaluate.py", "--data-dir", root / "data", "--log-dir", logs,
@@ -215,7 +217,7 @@ def test_leftovers_of_an_interrupted_save_are_removed_on_the_next_start(short_ru
         (folder / "part-00000-of-00001.data-00000-of-00001.tempstate123").write_bytes(b"x" * 99)
     stray = logs / "train" / "model.ckpt-7.index.tempstate5678"
     stray.write_bytes(b"half")
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 7),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 7),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not any(p.exists() for p in leftovers + [stray])
@@ -247,7 +249,7 @@ def test_watch_on_a_log_dir_that_does_not_exist(tmp_path, workspace):
 def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path, monkeypatch):
     """A write fails the way a missing permission or a full disk makes it fail."""
     root, _ = workspace
-    flags = train_args(root, tmp_path, "--max-steps", 3)
+    flags = tiny_args(root, tmp_path, "--max-steps", 3)
     real = os.makedirs
 
     def denied_makedirs(path, *args, **kwargs):

@@ -8,15 +8,15 @@ import pytest
 import tensorflow as tf
 
 import helpers
-from helpers import call, one_line_error, train_args
+from helpers import call, one_line_error, tiny_args, train_args
 
 
 @pytest.fixture(scope="module")
 def trained_run(workspace, tmp_path_factory):
-    """A short VGG11 run on the workspace's data: (workspace root, its log dir)."""
+    """A short tinynet run on the workspace's data: (workspace root, its log dir)."""
     root, _ = workspace
     where = tmp_path_factory.mktemp("failures")
-    result = call("train_and_val.py", *train_args(root, where, "--max-steps", 4), cwd=where)
+    result = call("train_and_val.py", *tiny_args(root, where, "--max-steps", 4), cwd=where)
     assert result.returncode == 0, result.stderr
     return root, where / "logs"
 
@@ -56,8 +56,8 @@ def test_a_damaged_config_json_is_one_line_in_every_program(copied_run, tmp_path
     for program, flags in (("evaluate.py", ["--data-dir", root / "data"]),
                            ("predict.py", [helpers.write_png(tmp_path / "a.png")]),
                            ("export.py", ["--out", tmp_path / "exported"]),
-                           ("train_and_val.py", train_args(root, tmp_path, "--max-steps", 6,
-                                                           "--log-dir", logs))):
+                           ("train_and_val.py", tiny_args(root, tmp_path, "--max-steps", 6,
+                                                          "--log-dir", logs))):
         line = one_line_error(call(program, "--log-dir", logs, *flags, cwd=tmp_path), program)
         assert words in line and "config.json" in line, (program, line)
     assert files(logs) == before
@@ -69,8 +69,8 @@ def test_a_damaged_best_json_is_one_line_before_anything_is_written(copied_run, 
     best = logs / "best" / "best.json"
     best.write_text(json.dumps({**json.loads(best.read_text()), "val_accuracy": "0.9"}))
     before = files(logs)
-    line = one_line_error(call("train_and_val.py", *train_args(root, tmp_path, "--max-steps", 8,
-                                                               "--log-dir", logs),
+    line = one_line_error(call("train_and_val.py", *tiny_args(root, tmp_path, "--max-steps", 8,
+                                                              "--log-dir", logs),
                                cwd=tmp_path))
     assert "best.json: val_accuracy is '0.9'" in line
     assert files(logs) == before
@@ -80,7 +80,7 @@ def test_resuming_on_another_dataset_is_refused(copied_run, tmp_path):
     root, logs = copied_run
     helpers.write_folder(tmp_path / "images", [str(c) for c in range(10)], per_class=4)
     before = files(logs)
-    line = one_line_error(call("train_and_val.py", *train_args(
+    line = one_line_error(call("train_and_val.py", *tiny_args(
         root, tmp_path, "--max-steps", 8, "--log-dir", logs, "--dataset", "folder",
         "--data-dir", tmp_path / "images", "--val-size", 4), cwd=tmp_path))
     assert "was trained on --dataset cifar10" in line and "--dataset folder" in line
@@ -120,7 +120,7 @@ def test_a_16_bit_bmp_is_decoded_by_pillow_in_training_and_predict(tmp_path):
     bmp = bmp16(tmp_path / "images" / "a" / "x.bmp", pixels)
     assert Image.open(bmp).mode == "RGB"
     result = call("train_and_val.py", "--dataset", "folder", "--data-dir", tmp_path / "images",
-                  "--arch", "vgg11", "--pretrained", "none", "--max-steps", 2, "--fc-size", 0,
+                  "--arch", "tinynet", "--pretrained", "none", "--max-steps", 2,
                   "--batch-size", 4, "--val-size", 2, "--log-dir", tmp_path / "logs",
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -210,15 +210,23 @@ def test_a_different_evaluation_never_writes_over_a_report(copied_run, tmp_path)
 # Codes
 # ----------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def good_codes(workspace, tmp_path):
+@pytest.fixture(scope="module")
+def extracted(workspace, tmp_path_factory):
     root, _ = workspace
-    out = tmp_path / "codes"
+    where = tmp_path_factory.mktemp("codes")
     made = call("extract_codes.py", "--arch", "vgg11", "--weights", root / "vgg11.npy",
                 "--layer", "pool5", "--data-dir", root / "data", "--val-size", 100,
-                "--out", out, cwd=tmp_path)
+                "--out", where / "codes", cwd=where)
     assert made.returncode == 0, made.stderr
-    return root, out
+    return root, where / "codes"
+
+
+@pytest.fixture
+def good_codes(extracted, tmp_path):
+    """VGG11's pool5 codes of the workspace, a copy of their own for each test."""
+    root, codes = extracted
+    shutil.copytree(codes, tmp_path / "codes")
+    return root, tmp_path / "codes"
 
 
 def extract(root, out, tmp_path, *flags):

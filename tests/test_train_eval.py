@@ -21,7 +21,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 import devices
 import helpers
 import vgg16
-from helpers import COMMON, call, own_lines, start, train_args
+from helpers import COMMON, call, own_lines, start, tiny_args, train_args
 
 tf1 = tf.compat.v1
 @pytest.fixture(scope="module")
@@ -259,8 +259,8 @@ def test_sigint_saves_and_the_next_run_resumes_there(workspace, tmp_path):
     """(That a SIGKILL at any moment loses no complete checkpoint is in test_kills.py.)"""
     root, _ = workspace
     def args(max_steps):
-        return train_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,
-                          "--save-every", 5)
+        return tiny_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,
+                         "--save-every", 5)
     train_dir = tmp_path / "logs" / "train"
 
     process = start("train_and_val.py", *args(100000), cwd=tmp_path)
@@ -282,8 +282,8 @@ def test_sigint_saves_and_the_next_run_resumes_there(workspace, tmp_path):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
     root, _ = workspace
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--learning-rate", 1e12,
-                                                 "--warmup-steps", 0, "--max-steps", 50),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--learning-rate", 1e12,
+                                                "--warmup-steps", 0, "--max-steps", 50),
                  cwd=tmp_path)
     assert result.returncode == 1
     assert "NaN" in result.stderr and "Traceback" not in result.stderr
@@ -326,8 +326,8 @@ def test_precision_the_machine_cannot_run_is_a_clear_error(workspace, tmp_path):
 @pytest.mark.skipif(not devices.cpu_has_bf16(), reason="the CPU has no bfloat16 instructions")
 def test_bf16_training_still_lowers_the_loss(workspace, tmp_path):
     root, _ = workspace
-    result = call("train_and_val.py", *train_args(root, tmp_path, "--precision", "bf16",
-                                                 "--max-steps", 20, "--val-every", 20),
+    result = call("train_and_val.py", *tiny_args(root, tmp_path, "--precision", "bf16",
+                                                "--max-steps", 20, "--val-every", 20),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     losses = progress(result.stdout, "loss")
@@ -362,7 +362,7 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
 def test_a_folder_of_images_trains_and_evaluates_with_its_class_names(tmp_path):
     helpers.write_folder(tmp_path / "images", ["cat", "dog", "emu"])
     result = call("train_and_val.py", "--dataset", "folder", "--data-dir", tmp_path / "images",
-                 "--arch", "vgg11", "--pretrained", "none", "--batch-norm", "--max-steps", 4,
+                 "--arch", "tinynet", "--pretrained", "none", "--batch-norm", "--max-steps", 4,
                  "--batch-size", 8, "--val-size", 4, "--log-dir", tmp_path / "logs",
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr

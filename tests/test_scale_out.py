@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import distributed
 import helpers
-from helpers import call, run, start
+from helpers import TINY, call, run, start
 
 tf1 = tf.compat.v1
 SMALL = ["--arch", "vgg11", "--pretrained", "none", "--fc-size", "0", "--val-size", "100",
@@ -28,18 +28,19 @@ def losses(stdout):
 
 def test_two_towers_with_batch_norm_train(workspace, tmp_path):
     root, _ = workspace
-    result = call("train_and_val.py", *SMALL, "--data-dir", root / "data", "--batch-norm",
-                 "--num-gpus", 2, "--tower-device", "cpu", "--batch-size", 32, "--max-steps", 15,
-                 "--val-every", 15, "--log-dir", tmp_path / "logs", cwd=tmp_path)
+    result = call("train_and_val.py", *TINY, "--data-dir", root / "data", "--batch-norm",
+                  "--learning-rate", 0.2, "--num-gpus", 2, "--tower-device", "cpu",
+                  "--batch-size", 32, "--max-steps", 30, "--val-every", 30, "--log-dir",
+                  tmp_path / "logs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     seen = losses(result.stdout)
     assert len(seen) == 3 and seen[-1] < 0.5 * seen[0], seen
     checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
-    assert checkpoint.endswith("-15")
+    assert checkpoint.endswith("-30")
     # one set of variables (no per-tower copies), one set of batch-norm statistics
     names = [name for name, _ in tf1.train.list_variables(checkpoint)]
     assert not [n for n in names if "tower_" in n]
-    assert "conv1_1/batch_norm/moving_mean" in names
+    assert "conv1/batch_norm/moving_mean" in names
 
 
 def test_flags_that_cannot_work_are_one_line(workspace, tmp_path):
@@ -149,9 +150,10 @@ def step_of(folder):
     return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else -1
 
 
-def job_training(root, logs, *flags):
-    """The training flags of the local jobs: a small VGG11 on the workspace's data."""
-    return [*SMALL, "--data-dir", root / "data", "--batch-size", 16, "--save-every", 2,
+def job_training(root, logs, *flags, network=SMALL):
+    """The training flags of the local jobs: a small VGG11 (or ``network``'s flags) on the
+    workspace's data."""
+    return [*network, "--data-dir", root / "data", "--batch-size", 16, "--save-every", 2,
             "--log-dir", logs, *flags]
 
 
@@ -217,7 +219,7 @@ def test_a_killed_parameter_server_ends_every_worker_in_one_line(workspace, tmp_
     root, _ = workspace
     logs = tmp_path / "logs"
     ps, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 1000, "--val-every",
-                                                1000, "--ps-wait", 3))
+                                                1000, "--ps-wait", 3, network=TINY))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 2, tasks["chief"])

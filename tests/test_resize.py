@@ -120,9 +120,8 @@ def test_scale_jitter_flags_that_cannot_work_are_one_line(tmp_path):
 def test_a_run_keeps_its_resize_when_resumed_and_evaluate_reads_it(tmp_path):
     write_ramps(tmp_path / "images", ((40, 80), (60, 45)), per_class=8)
     logs = tmp_path / "logs"
-    common = ["--dataset", "folder", "--data-dir", tmp_path / "images", "--arch", "vgg11",
-              "--pretrained", "none", "--fc-size", "0", "--batch-size", 4, "--val-size", 2,
-              "--log-dir", logs]
+    common = ["--dataset", "folder", "--data-dir", tmp_path / "images", "--arch", "tinynet",
+              "--pretrained", "none", "--batch-size", 4, "--val-size", 2, "--log-dir", logs]
     first = helpers.call("train_and_val.py", *common, "--max-steps", 2, "--resize", "crop",
                          "--scale-jitter", "32,48", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

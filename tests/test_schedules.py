@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import schedules
-from helpers import call, one_line_error, steps, train_args
+from helpers import call, one_line_error, steps, tiny_args, train_args
 
 tf1 = tf.compat.v1
 
@@ -83,7 +83,7 @@ def test_schedule_flags_that_cannot_work_are_one_line(workspace, tmp_path, flags
 
 def plateau_run(root, tmp_path, max_steps):
     # a rate too small to change a weight: validation accuracy never improves after the first
-    return call("train_and_val.py", *train_args(
+    return call("train_and_val.py", *tiny_args(
         root, tmp_path, "--pretrained", "none", "--learning-rate", 1e-12, "--lr-schedule",
         "plateau", "--plateau-patience", 2, "--plateau-decays", 2, "--val-every", 1,
         "--val-size", 20, "--save-every", 1, "--max-steps", max_steps), cwd=tmp_path)

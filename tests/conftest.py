@@ -37,9 +37,10 @@ def registered_networks():
 # The files that take longest, longest first: pytest-xdist hands out whole files (--dist
 # loadfile) in the order collected (--no-loadscope-reorder), so the longest file starts at once
 # instead of last, and the two test processes end together. Files not named follow, as collected.
-LONGEST_FIRST = ("test_scale_out.py", "test_train_eval.py", "test_safety.py", "test_failures.py",
-                 "test_codes.py", "test_kills.py", "test_screen.py", "test_predict_export.py",
-                 "test_convert.py", "test_tflite.py", "test_nets.py", "test_model.py")
+LONGEST_FIRST = ("test_scale_out.py", "test_train_eval.py", "test_codes.py", "test_convert.py",
+                 "test_predict_export.py", "test_from_run.py", "test_failures.py",
+                 "test_screen.py", "test_tflite.py", "test_safety.py", "test_model.py",
+                 "test_nets.py", "test_kills.py", "test_alexnet.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -159,6 +159,9 @@ def start_server(cluster, config=None):
                          "another port") from None
 
 
+LINGER_SECONDS = 1.0  # a parameter server's wait after the last worker is done
+
+
 def done_queues(cluster):
     """One queue on each parameter server, shared by name: each worker puts a token in every
     one of them when it is done."""
@@ -182,6 +185,9 @@ def serve(cluster, config):
                 worker = session.run(take)
                 print(f"ps {cluster.index}: worker {worker} is done ({done} of "
                       f"{len(cluster.workers)})", flush=True)
+    # The last worker closes its session on this server just after its token: gone at once,
+    # the server would leave that worker retrying on a closed socket for half a minute.
+    time.sleep(LINGER_SECONDS)
     print(f"ps {cluster.index}: every worker is done; exiting", flush=True)
     return 0
 

@@ -185,7 +185,10 @@ def test_a_killed_worker_parameter_server_and_chief_rejoin_and_the_job_finishes(
                                                                                tmp_path):
     root, _ = workspace
     logs = tmp_path / "logs"
-    _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 16, "--val-every", 100))
+    # (tinynet at 96x96: quick to start, its steps slow enough that the job still runs at each
+    # kill)
+    _, task = local_job(tmp_path, job_training(root, logs, "--max-steps", 16, "--val-every", 100,
+                                               "--image-size", 96, network=TINY))
     tasks = start_all(task)
     try:
         wait_for(lambda: step_of(logs / "train") >= 4, tasks["chief"])

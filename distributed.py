@@ -11,8 +11,9 @@ life, and the signals between tasks.
         optimizer = protocol.wrap(optimizer)     # synchronous replicas
         ... the training step ...
         protocol.build(optimizer)                # the ops tasks signal each other with
-    protocol.before_session(server.target, config)   # a worker waits for the chief
-    ... MonitoredTrainingSession(hooks=protocol.hooks() + ...) ...
+    protocol.before_session(server.target, config)   # the watch on the parameter servers
+    ... MonitoredTrainingSession(hooks=protocol.hooks() + ...) ...   # the chief
+    ... worker_session(master, scaffold, protocol.hooks() + ..., config, 1) ...   # a worker
     protocol.after_training(server.target, config)   # tokens, and "done" to the ps
 
 Worker 0 is the chief. A parameter server has nothing to save, so it ends when every worker has
@@ -160,6 +161,7 @@ def start_server(cluster, config=None):
 
 
 LINGER_SECONDS = 1.0  # a parameter server's wait after the last worker is done
+RECOVERY_WAIT_SECONDS = 1.0  # a worker's wait between checks that the chief has the model
 
 
 def done_queues(cluster):
@@ -192,12 +194,35 @@ def serve(cluster, config):
     return 0
 
 
-def wait_until_ready(target, config, not_ready, seconds=0.5):
-    """Poll until the chief has initialized (or restored) the variables: a worker then starts
-    at once instead of in TensorFlow's next 30-second check."""
-    with tf1.Session(target, config=config) as session:
-        while len(session.run(not_ready)):
-            time.sleep(seconds)
+class WorkerSessionCreator(tf1.train.SessionCreator):
+    """A worker's sessions, as MonitoredTrainingSession makes them for a worker, but checking
+    every RECOVERY_WAIT_SECONDS (not 30) whether the chief has the model ready: a worker whose
+    session broke (the chief or a parameter server started again) goes on once the chief has
+    restored, instead of at TensorFlow's next check."""
+
+    def __init__(self, scaffold, master, config, max_wait_secs=7200):
+        self.scaffold, self.master, self.config = scaffold, master, config
+        self.max_wait_secs, self.manager = max_wait_secs, None
+
+    def create_session(self):
+        self.scaffold.finalize()
+        if self.manager is None:
+            scaffold = self.scaffold
+            self.manager = tf1.train.SessionManager(
+                local_init_op=scaffold.local_init_op,
+                local_init_feed_dict=scaffold.local_init_feed_dict, ready_op=scaffold.ready_op,
+                ready_for_local_init_op=scaffold.ready_for_local_init_op,
+                graph=tf1.get_default_graph(), recovery_wait_secs=RECOVERY_WAIT_SECONDS)
+        return self.manager.wait_for_session(self.master, config=self.config,
+                                             max_wait_secs=self.max_wait_secs)
+
+
+def worker_session(master, scaffold, hooks, config, stop_grace_period_secs):
+    """The MonitoredSession MonitoredTrainingSession makes for a worker (not the chief), with
+    ``WorkerSessionCreator``."""
+    return tf1.train.MonitoredSession(
+        session_creator=WorkerSessionCreator(scaffold, master, config), hooks=hooks,
+        stop_grace_period_secs=stop_grace_period_secs)
 
 
 def _quiet_cancelled(hook_args):
@@ -253,7 +278,7 @@ class Protocol:
     def __init__(self, cluster, async_updates, ps_wait=120):
         self.cluster, self.async_updates, self.ps_wait = cluster, async_updates, ps_wait
         self.watch = None
-        self.done = self.not_ready = self.sync_hook = self.release = None
+        self.done = self.sync_hook = self.release = None
 
     def images_per_step(self, batch_size):
         """A step is one batch from every worker when updates are synchronous."""
@@ -274,8 +299,6 @@ class Protocol:
         """The ops, in the graph under construction, after the training step."""
         cluster = self.cluster
         self.done = [queue.enqueue(cluster.index) for queue in done_queues(cluster)]
-        if not cluster.is_chief:
-            self.not_ready = tf1.report_uninitialized_variables(tf1.global_variables())
         if isinstance(optimizer, tf1.train.SyncReplicasOptimizer):
             # When the chief stops, its hook closes the token queue: a worker waiting for a
             # token then ends too. A worker that stops first leaves tokens for the others, so
@@ -295,8 +318,6 @@ class Protocol:
         """(cli.run_main puts the thread exception hook back when the program returns.)"""
         threading.excepthook = _quiet_cancelled
         self.watch = PsWatch(self.cluster, self.ps_wait)
-        if not self.cluster.is_chief:
-            wait_until_ready(target, config, self.not_ready)
 
     def after_training(self, target, config):
         with tf1.Session(target, config=config) as session:

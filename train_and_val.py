@@ -466,15 +466,15 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
 def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster, master,
                    config, protocol):
     chief = cluster is None or cluster.is_chief
+    grace = 1 if cluster else 120  # (the chief's token thread may wait for gradients no more)
     try:
         with tf1.train.MonitoredTrainingSession(
-                master=master, is_chief=chief, checkpoint_dir=run.train if chief else None,
-                scaffold=scaffold, hooks=session_hooks,
-                save_checkpoint_steps=None, save_checkpoint_secs=None,
-                save_summaries_steps=args.summary_every if chief else None,
-                log_step_count_steps=0, config=config,
-                # the chief's token thread may wait for gradients nobody sends any more
-                stop_grace_period_secs=1 if cluster else 120) as session:
+                master=master, is_chief=True, checkpoint_dir=run.train, scaffold=scaffold,
+                hooks=session_hooks, save_checkpoint_steps=None, save_checkpoint_secs=None,
+                save_summaries_steps=args.summary_every, log_step_count_steps=0,
+                config=config, stop_grace_period_secs=grace) if chief else \
+                distributed.worker_session(master, scaffold, session_hooks, config,
+                                           grace) as session:
             while not session.should_stop():
                 session.run(graph["train_op"])
     except (tf1.train.NanLossDuringTrainingError, tf.errors.InvalidArgumentError) as e:

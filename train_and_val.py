@@ -466,7 +466,7 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
 def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster, master,
                    config, protocol):
     chief = cluster is None or cluster.is_chief
-    grace = 1 if cluster else 120  # (the chief's token thread may wait for gradients no more)
+    grace = 1 if cluster else 120  # (in a cluster the token thread may wait for gradients)
     try:
         with tf1.train.MonitoredTrainingSession(
                 master=master, is_chief=True, checkpoint_dir=run.train, scaffold=scaffold,

@@ -95,13 +95,19 @@ def parse_args(argv=None):
     p.add_argument("--export-dir", type=cli.path,
                    help="--tflite: the newest SavedModel, tflite and tflite-int8 versions in "
                         "this export.py --out folder (default: export a one-step run here)")
-    p.add_argument("--tflite-images", type=cli.at_least(1), default=200,
-                   help="--tflite: images per measurement")
-    p.add_argument("--tflite-threads", type=cli.at_least(1), default=os.cpu_count(),
+    p.add_argument("--tflite-images", type=cli.at_least(1),
+                   help="--tflite: images per measurement (default 200)")
+    p.add_argument("--tflite-threads", type=cli.at_least(1),
                    help="--tflite: the interpreter's threads (default: one a core)")
     p.add_argument("--transfer-images", type=cli.at_least(100), default=5000,
                    help="training images (a tenth held out) for --transfer")
     args = p.parse_args(argv)
+    given = [flag for flag in ("export_dir", "tflite_images", "tflite_threads")
+             if getattr(args, flag) is not None]
+    if given and not args.tflite:
+        p.error(f"--{given[0].replace('_', '-')} goes with --tflite")
+    args.tflite_images = args.tflite_images or 200
+    args.tflite_threads = args.tflite_threads or os.cpu_count()
     nets.check_image_size(p, args)
     try:
         devices.session_config(args.precision, args.xla)
@@ -455,8 +461,9 @@ def lite_speeds(args):
     """--tflite: the table (see the docstring), then one JSON line."""
     with tempfile.TemporaryDirectory() as tmp:
         folders = tflite.newest_exports(args.export_dir or export_one_step(args, tmp))
-        results = {"savedmodel": folders["savedmodel"], "tflite": folders["tflite"],
-                   "tflite_int8": folders["tflite-int8"], "images": args.tflite_images,
+        where = {"savedmodel": folders["savedmodel"], "tflite": folders["tflite"],
+                 "tflite_int8": folders["tflite-int8"]} if args.export_dir else {}
+        results = {**where, "images": args.tflite_images,
                    "batch_size": args.batch_size, "tflite_threads": args.tflite_threads,
                    "interpreter": tflite.INTERPRETER, **lite_rates(
                        folders, args.tflite_images, args.batch_size, args.repeats,

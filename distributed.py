@@ -315,7 +315,10 @@ class Protocol:
         return [self.sync_hook] if self.sync_hook else []
 
     def before_session(self, target, config):
-        """(cli.run_main puts the thread exception hook back when the program returns.)"""
+        """Before the session: the watch on the parameter servers, and the thread exception
+        hook that keeps a cancelled token thread quiet (cli.run_main puts it back when the
+        program returns). (``target`` and ``config``: the session's, unused here now that a
+        worker's session itself waits for the chief.)"""
         threading.excepthook = _quiet_cancelled
         self.watch = PsWatch(self.cluster, self.ps_wait)
 

@@ -240,7 +240,7 @@ def train_args(root, tmp_path, *flags):
 
 # The tests of a program's behaviour (resume, signals, locks, damaged files, progress lines)
 # train tests/tiny_net.py, registered in every test process (conftest.py) and in the programs
-# ``start`` forks, on the same workspace: a tenth of VGG11's time a run. The tests of VGG
+# ``start`` forks, on the same workspace: a third of VGG11's time a run. The tests of VGG
 # itself, of pretrained weights and of codes train VGG11.
 TINY = ["--arch", "tinynet", "--pretrained", "none", "--batch-size", "16", "--val-size", "100",
         "--log-every", "10", "--warmup-steps", "5", "--learning-rate", "0.05"]

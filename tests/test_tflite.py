@@ -173,6 +173,11 @@ def test_benchmark_times_the_newest_export_of_each_kind_on_the_same_images(expor
         ["SavedModel,", "batch"], ["SavedModel,", "batch"], ["TFLite", "float32"],
         ["TFLite", "int8"]]
 
+    with pytest.raises(SystemExit) as refused:  # (its flags without --tflite)
+        benchmark.main(flags[1:])
+    assert refused.value.code == 2
+    assert "--export-dir goes with --tflite" in capsys.readouterr().err
+
     os.unlink(folder / "3")  # no int8 version left: one line naming the folder and the kind
     assert benchmark.main(flags) == 2
     error = capsys.readouterr().err.strip()

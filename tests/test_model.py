@@ -329,7 +329,10 @@ def test_two_towers_of_half_the_batch_make_the_update_of_one_tower():
             continue
         change_one, change_two = after_one[name] - before[name], after_two[name] - before[name]
         assert np.abs(change_one).max() > 0, name
-        assert (np.linalg.norm(change_two - change_one) / np.linalg.norm(change_one)) < 1e-5, name
+        # (float32 sums in another order: up to 1.2e-5 measured over 80 repeats of this update,
+        # and 8e-6 in VGG11; the update of one tower's half of the batch alone is off by 0.5
+        # or more)
+        assert (np.linalg.norm(change_two - change_one) / np.linalg.norm(change_one)) < 1e-4, name
     assert after_two["global_step"] == after_one["global_step"] == 1
 
 

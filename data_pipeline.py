@@ -492,6 +492,18 @@ def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squ
     return data.prefetch(tf.data.AUTOTUNE)
 
 
+def fixed_parallelism(data):
+    """``data`` with tf.data's autotuning model off: its AUTOTUNE maps run on min(16, cores)
+    threads and its prefetch buffers grow as they empty (what tf.data does without the model).
+    With the model on, each iterator has a thread that wakes at growing intervals, and freeing
+    the iterator (a split read again, a session closed) waits for it: 0.1 s each time a
+    validation or evaluation split starts again, and up to seconds at the end of a run, for
+    nothing the decoded and cached images here need."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.with_options(options)
+
+
 def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, image_size, repeat,
                   seed, boxes=None, shard=None, **sizing):
     """``data_folder.read``'s pipeline over FILES, [(path relative to DATA_DIR, label,

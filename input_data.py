@@ -60,6 +60,7 @@ resize = data_pipeline.resize
 shorter_side = data_pipeline.shorter_side
 KEEP = data_pipeline.KEEP
 read_files = data_pipeline.read_files
+fixed_parallelism = data_pipeline.fixed_parallelism
 is_image_file = data_pipeline.is_image_file
 image_files = data_pipeline.image_files
 
@@ -111,7 +112,7 @@ def save_grid(data_dir, split, path, augment=False, val_size=VAL_EXAMPLES, count
     with tf.Graph().as_default():
         data = source.read(data_dir, split, count, augment=augment, preprocess="none",
                            seed=seed, val_size=val_size, **reading)
-        batch = tf.compat.v1.data.make_one_shot_iterator(data).get_next()
+        batch = tf.compat.v1.data.make_one_shot_iterator(fixed_parallelism(data)).get_next()
         with tf.compat.v1.Session() as session:
             images, labels = session.run(batch)
     names = source.class_names(data_dir)

@@ -45,9 +45,10 @@ def inputs(make_dataset, initializable=False):
     built on the CPU with its iterator (TensorFlow keeps an iterator where its dataset is, so
     the dataset itself must be made in the CPU's scope). An initializable iterator (for
     validation and evaluation) restarts the split on each run of ``iterator.initializer``;
-    otherwise it runs once through (training repeats its data)."""
+    otherwise it runs once through (training repeats its data). tf.data's autotuning model is
+    off (``input_data.fixed_parallelism``)."""
     with tf.device(devices.INPUT_DEVICE):
-        dataset = make_dataset()
+        dataset = input_data.fixed_parallelism(make_dataset())
         if initializable:
             iterator = tf1.data.make_initializable_iterator(dataset)
         else:

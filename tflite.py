@@ -117,7 +117,8 @@ def predict_files(lite, files, batch_size, resize=None, stream=None):
     resize = resize or lite.info.get("model", {}).get("resize", "squash")
     with tf.Graph().as_default(), tf1.Session() as session:
         data = input_data.read_files(files, batch_size, lite.image_size, "none", resize)
-        batch = to_uint8(tf1.data.make_one_shot_iterator(data).get_next())
+        batch = to_uint8(tf1.data.make_one_shot_iterator(
+            input_data.fixed_parallelism(data)).get_next())
         columns = []
         with cli.Progress("predict", len(files), stream) if len(files) > batch_size \
                 else contextlib.nullcontext() as progress:

@@ -275,6 +275,24 @@ def test_graph_mode_iterators(cifar):
                 assert session.run(train_images).shape == (16, 32, 32, 3)
 
 
+def test_every_program_reads_without_tf_datas_autotuning_model(cifar):
+    """(Freeing an iterator with the model on waits for its thread: 0.1 s a split read again,
+    up to seconds when a session closes; model.inputs turns it off.)"""
+    import model
+    from tensorflow.core.framework import dataset_options_pb2
+
+    data_dir, _ = cifar
+    config = {"arch": "vgg11", "image_size": 32}
+    with tf.Graph().as_default() as graph:
+        for split, initializable in (("val", True), ("train", False)):
+            model.split_input(config, "cifar10", data_dir, split, 4, val_size=VAL_SIZE,
+                              initializable=initializable, shuffle=not initializable)
+        found = [dataset_options_pb2.Options.FromString(op.get_attr("serialized_options"))
+                 for op in graph.get_operations() if op.type == "OptionsDataset"]
+    assert len(found) == 2 and all(not o.autotune_options.enabled for o in found)
+    assert all(o.autotune_options.HasField("enabled") for o in found)  # (set, not a default)
+
+
 def test_class_names(cifar):
     data_dir, _ = cifar
     assert input_data.class_names(data_dir) == list(input_data.CLASS_NAMES)

@@ -101,13 +101,14 @@ def manifest_for(args, source):
             "data_dir": os.path.abspath(args.data_dir)}
 
 
-def extract(args, source, split, options):
-    """``(codes, labels)`` of every image of ``split``, in the order of ``source.image_names``."""
+def extract(args, source, splits, options):
+    """``(split, codes, labels)`` of every image of each of ``splits`` in turn, in the order of
+    ``source.image_names``: one network on the splits' one iterator, the weights read once."""
     network = nets.get(args.arch)
     with tf.Graph().as_default():
-        images, labels, iterator = model.split_input(
-            {"arch": args.arch, "image_size": args.image_size}, source, args.data_dir, split,
-            args.batch_size, args.val_size, options, initializable=True, resize=args.resize)
+        images, labels, starts = model.split_inputs(
+            {"arch": args.arch, "image_size": args.image_size}, source, args.data_dir, splits,
+            args.batch_size, args.val_size, options, resize=args.resize)
         _, end_points = network.make(images, None, fc_size=cli.default("fc-size"),
                                      until=args.layer)
         values = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat
@@ -124,15 +125,17 @@ def extract(args, source, split, options):
                                      + (f"; use --image-size {network.imagenet_image_size} "
                                         f"or --layer {network.code_layers[0]}"
                                         if network.imagenet_image_size else ""))
-            session.run(iterator.initializer)
-            total = source.num_examples(args.data_dir, split, args.val_size, **options)
-            out_codes, out_labels = [], []
-            with cli.Progress(split, total) as progress:
-                for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
-                    out_codes.append(batch_codes)
-                    out_labels.append(batch_labels)
-                    progress.update(sum(len(b) for b in out_labels))
-    return np.concatenate(out_codes).astype(np.float32), np.concatenate(out_labels)
+            for split in splits:
+                session.run(starts[split])
+                total = source.num_examples(args.data_dir, split, args.val_size, **options)
+                out_codes, out_labels = [], []
+                with cli.Progress(split, total) as progress:
+                    for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
+                        out_codes.append(batch_codes)
+                        out_labels.append(batch_labels)
+                        progress.update(sum(len(b) for b in out_labels))
+                yield (split, np.concatenate(out_codes).astype(np.float32),
+                       np.concatenate(out_labels))
 
 
 def present_splits(args, source, options):
@@ -189,8 +192,7 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     counts, parts = {}, {}
     try:
-        for split in splits:
-            values, labels = extract(args, source, split, options)
+        for split, values, labels in extract(args, source, splits, options):
             files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
             parts[split] = os.path.join(args.out, f".{split}.npz.part")
             with open(parts[split], "wb") as f:

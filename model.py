@@ -71,6 +71,27 @@ def split_input(config, source, data_dir, split, batch_size, val_size=None, opti
                                       **(options or {}), **reading), initializable)
 
 
+def split_inputs(config, source, data_dir, splits, batch_size, val_size=None, options=None,
+                 **reading):
+    """``(images, labels, {split: initializer})``: several splits read as ``split_input`` reads
+    one, through one iterator, so that one network built on it serves them all. Running a
+    split's initializer starts that split and frees the one before, its cached images with
+    it."""
+    source = input_data.SOURCES[source] if isinstance(source, str) else source
+    preprocess = nets.get(config["arch"]).preprocess
+    with tf.device(devices.INPUT_DEVICE):
+        datasets = {split: input_data.fixed_parallelism(source.read(
+            data_dir, split, batch_size, preprocess=preprocess, image_size=config["image_size"],
+            val_size=val_size, **(options or {}), **reading)) for split in splits}
+        first = datasets[splits[0]]
+        shapes = tf.nest.map_structure(lambda shape: tf.TensorShape([None]).concatenate(
+            shape[1:]), tf1.data.get_output_shapes(first))  # (batches of any size)
+        iterator = tf1.data.Iterator.from_structure(tf1.data.get_output_types(first), shapes)
+        starts = {split: iterator.make_initializer(data) for split, data in datasets.items()}
+        images, labels = iterator.get_next()
+    return images, labels, starts
+
+
 def inference(config, images, is_training=False, dropout_keep_prob=0.5, codes=False):
     """``(logits, end_points)`` of the configured network; variables are shared between calls.
     With a head (``config["head"]``) the network stops at ``config["codes_layer"]`` and the head

@@ -15,6 +15,7 @@ import helpers
 import py2_npy
 import tools
 import vgg16
+import weights as weights_module
 from helpers import call, own_lines, start
 
 tf1 = tf.compat.v1
@@ -25,11 +26,19 @@ def extract(root, out, *flags):
                "--data-dir", root / "data", "--val-size", 100, "--out", out, *flags, cwd=root)
 
 
-def test_codes_are_the_layer_output_and_are_reused_until_something_changes(workspace, tmp_path):
+def test_codes_are_the_layer_output_and_are_reused_until_something_changes(workspace, tmp_path,
+                                                                           monkeypatch):
     root, weights = workspace
     out = tmp_path / "codes"
+    reads, read = [], weights_module.read_weights
+
+    def counted(path):
+        reads.append(path)
+        return read(path)
+    monkeypatch.setattr(weights_module, "read_weights", counted)
     first = extract(root, out, "--layer", "fc7")
     assert first.returncode == 0, first.stderr
+    assert reads == [str(root / "vgg11.npy")]  # one network for the three splits: read once
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"] == {"train": 400, "val": 100, "test": 203}
     assert manifest["layer"] == "fc7" and manifest["network"] == "vgg11"

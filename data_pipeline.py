@@ -496,9 +496,8 @@ def fixed_parallelism(data):
     """``data`` with tf.data's autotuning model off: its AUTOTUNE maps run on min(16, cores)
     threads and its prefetch buffers grow as they empty (what tf.data does without the model).
     With the model on, each iterator has a thread that wakes at growing intervals, and freeing
-    the iterator (a split read again, a session closed) waits for it: 0.1 s each time a
-    validation or evaluation split starts again, and up to seconds at the end of a run, for
-    nothing the decoded and cached images here need."""
+    the iterator (a split read again, a session closed) waits for it, for nothing the decoded
+    and cached images here need (the README gives the time it saves)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return data.with_options(options)

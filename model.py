@@ -57,32 +57,37 @@ def inputs(make_dataset, initializable=False):
     return images, labels, iterator
 
 
-def split_input(config, source, data_dir, split, batch_size, val_size=None, options=None,
-                initializable=False, **reading):
-    """``(images, labels, iterator)`` of a split of a data set (``source``: an entry of
+def split_dataset(config, source, data_dir, split, batch_size, val_size=None, options=None,
+                  **reading):
+    """The ``tf.data.Dataset`` of a split of a data set (``source``: an entry of
     ``input_data.SOURCES``, or its name) read for the configured network: resized to its
     image size and preprocessed its way. ``options`` are the data set's own (``crop_roi``,
     ``skip_bad_images``); ``reading`` the reader's (``shuffle``, ``augment``, ``repeat``,
-    ``seed``, ``shard``). Every program reads its images through here."""
+    ``seed``, ``shard``)."""
     source = input_data.SOURCES[source] if isinstance(source, str) else source
-    preprocess = nets.get(config["arch"]).preprocess
-    return inputs(lambda: source.read(data_dir, split, batch_size, preprocess=preprocess,
-                                      image_size=config["image_size"], val_size=val_size,
-                                      **(options or {}), **reading), initializable)
+    return source.read(data_dir, split, batch_size, preprocess=nets.get(config["arch"]).preprocess,
+                       image_size=config["image_size"], val_size=val_size, **(options or {}),
+                       **reading)
+
+
+def split_input(config, source, data_dir, split, batch_size, val_size=None, options=None,
+                initializable=False, **reading):
+    """``(images, labels, iterator)`` of a split of a data set read as ``split_dataset`` reads
+    it. Every program reads its images through here or ``split_inputs``."""
+    return inputs(lambda: split_dataset(config, source, data_dir, split, batch_size, val_size,
+                                        options, **reading), initializable)
 
 
 def split_inputs(config, source, data_dir, splits, batch_size, val_size=None, options=None,
                  **reading):
-    """``(images, labels, {split: initializer})``: several splits read as ``split_input`` reads
-    one, through one iterator, so that one network built on it serves them all. Running a
-    split's initializer starts that split and frees the one before, its cached images with
+    """``(images, labels, {split: initializer})``: several splits read as ``split_dataset``
+    reads one, through one iterator, so that one network built on it serves them all. Running
+    a split's initializer starts that split and frees the one before, its cached images with
     it."""
-    source = input_data.SOURCES[source] if isinstance(source, str) else source
-    preprocess = nets.get(config["arch"]).preprocess
     with tf.device(devices.INPUT_DEVICE):
-        datasets = {split: input_data.fixed_parallelism(source.read(
-            data_dir, split, batch_size, preprocess=preprocess, image_size=config["image_size"],
-            val_size=val_size, **(options or {}), **reading)) for split in splits}
+        datasets = {split: input_data.fixed_parallelism(split_dataset(
+            config, source, data_dir, split, batch_size, val_size, options, **reading))
+            for split in splits}
         first = datasets[splits[0]]
         shapes = tf.nest.map_structure(lambda shape: tf.TensorShape([None]).concatenate(
             shape[1:]), tf1.data.get_output_shapes(first))  # (batches of any size)

@@ -1,10 +1,12 @@
 """convert_weights.py against an implementation nobody here wrote: Keras's VGG16, whole, and
-VGG19's convolutions (--no-top); predict.py straight from the converted file, against Keras's top
-5 classes; explain.py's Grad-CAM from it, against one computed from Keras's gradients.
+VGG19's convolutions (--no-top) and VGG19 whole at 32x32; predict.py straight from the converted
+file, against Keras's top 5 classes; explain.py's Grad-CAM from it, against one computed from
+Keras's gradients.
 
 Keras's models are built with random weights (biases too, so a bias that is not carried over
-shows), converted by the real command, loaded into ``vgg16.build`` (VGG16 at 224x224 with 1000
-classes, VGG19 up to pool5 at 64x64) and must give Keras's outputs on the same images.
+shows), converted (by the real command, or its layer mapping for VGG19 whole), loaded into
+``vgg16.build`` (VGG16 at 224x224 with 1000 classes, VGG19 up to pool5 at 64x64, VGG19 whole at
+32x32) and must give Keras's outputs on the same images.
 """
 
 import json
@@ -119,6 +121,33 @@ def test_converted_keras_vgg19_convolutions_give_keras_features(tmp_path):
     assert [layer for layer, status, _ in report if status == "loaded"] == \
         vgg16.conv_layer_names("vgg19")
     assert np.abs(expected[0] - expected[1]).mean() > 1e-3 * np.abs(expected).mean()
+    assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-4
+
+
+def test_vgg19s_fully_connected_layers_convert_to_fc6_fc7_fc8_and_give_keras_logits(tmp_path):
+    """VGG19 whole, through the conversion's own layer mapping and the public layout (the
+    command itself and fc6's order over a 7x7 pool5 are VGG16's test above): at 32x32, where
+    Keras's fc1 reads a 1x1 pool5, so its 19 layers are a tenth of the 224x224 ones."""
+    rng = np.random.default_rng(5)
+    model = keras.applications.VGG19(weights=None, input_shape=(32, 32, 3),
+                                     classifier_activation=None)
+    helpers.randomize_keras(model, rng)
+    layers = weights.keras_layers(model)
+    assert list(layers) == vgg16.layer_names("vgg19")  # fc1, fc2, predictions: fc6, fc7, fc8
+    out = str(tmp_path / "vgg19.npy")
+    weights.write_weights(out, layers)
+    images = rng.uniform(-125, 150, (2, 32, 32, 3)).astype(np.float32)
+    expected = model.predict(images, verbose=0)
+    with tf.Graph().as_default():
+        inputs = tf1.placeholder(tf.float32, [None, 32, 32, 3])
+        logits, _ = vgg16.build(inputs, 1000, "vgg19", fc_size=4096)
+        with tf1.Session() as sess:
+            report = tools.load_pretrained(out, sess, skip=(), strict=True, verbose=False)
+            got = sess.run(logits, {inputs: images})
+    assert [layer for layer, status, _ in report if status == "loaded"] == \
+        vgg16.layer_names("vgg19")
+    assert expected.std(axis=1).min() > 1.0
+    assert np.abs(expected[0] - expected[1]).mean() > 1.0
     assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-4
 
 

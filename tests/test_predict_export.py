@@ -61,14 +61,16 @@ def test_predict_agrees_with_evaluate_and_an_image_alone_with_a_batch(trained, t
         probabilities = [t["probability"] for t in p["top"]]
         assert probabilities == sorted(probabilities, reverse=True)
 
-    # each image alone (batch of one, batch norm from its moving statistics) and in batches
+    # nine images each alone (batches of one, batch norm from its moving statistics) and in
+    # batches of four (the last one partial)
     alone = helpers.python_json(
         "import json, serving, predict\n"
         f"c = serving.from_run({str(logs)!r})\n"
-        f"files = {files[::10][:4]!r}\n"
-        "one = [predict.predict(c.config, [f], c.load, 1)[0][0].tolist() for f in files]\n"
+        f"files = {files[::5][:9]!r}\n"
+        "one = predict.predict(c.config, files, c.load, 1)[0].tolist()\n"
         "batch = predict.predict(c.config, files, c.load, 4)[0].tolist()\n"
         "print(json.dumps([one, batch]))")
+    assert len(alone[0]) == 9
     np.testing.assert_allclose(alone[0], alone[1], rtol=1e-5, atol=1e-7)
     assert np.std(alone[1], axis=0).max() > 1e-3  # the images get different answers
 

@@ -20,6 +20,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 import devices
 import helpers
+import py2_npy
 import vgg16
 from helpers import COMMON, call, own_lines, start, tiny_args, train_args
 
@@ -215,10 +216,18 @@ def test_resume_continues_the_step_without_reloading_weights(trained, tmp_path):
 
 def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
     root, weights = workspace
-    # (with moving averages of the weights, which start from the loaded weights)
+    # the workspace's convolutions with an fc6 and fc7 of 64 (loaded, then trained; fc8 starts
+    # afresh), and moving averages of the weights, which start from the loaded weights
+    rng = np.random.default_rng(1)
+    weights = {layer: weights[layer] for layer in vgg16.conv_layer_names("vgg11")}
+    for layer, rows in (("fc6", 512), ("fc7", 64)):
+        weights[layer] = [rng.normal(0, np.sqrt(2 / rows), (rows, 64)).astype(np.float32),
+                          rng.normal(0, 0.01, 64).astype(np.float32)]
+    py2_npy.write(str(tmp_path / "fc64.npy"), weights)
     result = call("train_and_val.py", *train_args(root, tmp_path, "--trainable", "fc",
-                                                 "--max-steps", 8, "--val-every", 100,
-                                                 "--ema-decay", "0.9"),
+                                                 "--pretrained", tmp_path / "fc64.npy",
+                                                 "--fc-size", 64, "--max-steps", 8,
+                                                 "--val-every", 100, "--ema-decay", "0.9"),
                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     checkpoint = tf1.train.latest_checkpoint(str(tmp_path / "logs" / "train"))
@@ -229,14 +238,17 @@ def test_freezing_keeps_the_conv_weights_pretrained(workspace, tmp_path):
                                       weights[layer][0])
         # only what trains is averaged; evaluation restores the rest from itself (below)
         assert f"{layer}/weights/ExponentialMovingAverage" not in saved
-    # fc8 on pool5 (helpers.COMMON's --fc-size 0), the one fc layer, trains and is averaged
-    assert "fc7/weights" not in saved
+    # the loaded fc7 trains and is averaged, and so is fc8, started afresh
+    assert re.search(r"^ +fc6 +loaded.*\n +fc7 +loaded", result.stdout, re.M), result.stdout
     first = tf1.train.load_variable(str(tmp_path / "logs" / "train" / "model.ckpt-0"),
                                     "fc8/weights")
-    assert not np.array_equal(tf1.train.load_variable(checkpoint, "fc8/weights"), first)
-    average = tf1.train.load_variable(checkpoint, "fc8/weights/ExponentialMovingAverage")
-    assert not np.array_equal(average, tf1.train.load_variable(checkpoint, "fc8/weights"))
-    assert not np.array_equal(average, first)
+    for layer, begin in (("fc7", weights["fc7"][0]), ("fc8", first)):
+        trained = tf1.train.load_variable(checkpoint, f"{layer}/weights")
+        assert not np.array_equal(trained, begin), layer
+        average = tf1.train.load_variable(checkpoint,
+                                          f"{layer}/weights/ExponentialMovingAverage")
+        assert not np.array_equal(average, trained), layer
+        assert not np.array_equal(average, begin), layer
     evaluated = call("evaluate.py", "--data-dir", root / "data", "--log-dir", tmp_path / "logs",
                     "--tta", "flip", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -83,7 +83,7 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
         if copied(name) and name.split("/")[0] in layers:
             by_layer.setdefault(name.split("/")[0], []).append(variable)
     in_checkpoint = {name.split("/")[0] for name in saved if copied(name)}
-    report = []
+    report, values = [], []  # values: (variable, value) to set, in one run
     for layer in layers:
         variables = by_layer.get(layer, [])
         if layer in skip:
@@ -111,9 +111,9 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
                     ([f"{', '.join(missing)} not in the checkpoint"] if missing else []) + wrong)
                     + "; left at its initial value"))
                 continue
-            for variable in variables:
-                weights.set_variable(session, variable, reader.get_tensor(variable.op.name))
+            values += [(v, reader.get_tensor(v.op.name)) for v in variables]
             report.append((layer, "loaded", f"{len(variables)} variables"))
+    weights.set_variables(session, values)
     if verbose:
         weights.print_report(f"Weights from {checkpoint}:", report)
     return report

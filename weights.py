@@ -186,10 +186,14 @@ def fold_positions(weights, in_size):
     return weights.reshape(rows // in_size, in_size, out).sum(axis=0)
 
 
-def set_variable(session, variable, value):
-    """Set ``variable`` to ``value`` through its own initializer: no constant or assign op is
-    added to the graph, so a finalized graph works too."""
-    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+def set_variables(session, pairs):
+    """Set each ``(variable, value)`` of ``pairs`` through the variable's own initializer, all in
+    one session run: no constant or assign op is added to the graph, so a finalized graph works
+    too."""
+    pairs = list(pairs)
+    if pairs:
+        session.run([v.initializer for v, _ in pairs],
+                    {v.initializer.inputs[1]: value for v, value in pairs})
 
 
 def print_report(heading, report):
@@ -215,7 +219,7 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
     weights = read_weights(path) if layers is None else layers
     variables = graph_layers(session.graph)
     skip = skip if isinstance(skip, dict) else dict.fromkeys(skip or (), "asked")  # layer: why
-    report = []
+    report, values = [], []  # values: (variable, value) to set, in one run
     for layer in sorted(set(weights) | set(variables), key=_layer_order):
         if layer in skip:
             report.append((layer, "skipped", skip[layer]))
@@ -230,8 +234,7 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
             if layer in fold and len(shapes[0][0]) == 2 and shapes[1][0] == shapes[1][1]:
                 folded = fold_positions(pairs[0][1], shapes[0][0][0])
             if folded is not None and folded.shape == shapes[0][0]:
-                for variable, value in ((pairs[0][0], folded), pairs[1]):
-                    set_variable(session, variable, value)
+                values += [(pairs[0][0], folded), pairs[1]]
                 report.append((layer, "loaded", f"weights {shapes[0][1]} summed over "
                                f"{shapes[0][1][0] // shapes[0][0][0]} positions to "
                                f"{shapes[0][0]}"))
@@ -240,9 +243,9 @@ def load_pretrained(path, session, skip=("fc8",), strict=False, verbose=True, la
                                    for n, (g, f) in zip(("weights", "biases"), shapes) if g != f)
                 report.append((layer, "shape mismatch", detail + "; left at its initial value"))
             else:
-                for variable, value in pairs:
-                    set_variable(session, variable, value)
+                values += pairs
                 report.append((layer, "loaded", f"weights {shapes[0][1]}"))
+    set_variables(session, values)
     if verbose:
         print_report(f"Pretrained weights from {path}:", report)
     mismatched = [layer for layer, status, _ in report if status == "shape mismatch"]

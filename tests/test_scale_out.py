@@ -98,7 +98,7 @@ def test_cluster_py_trains_towers_with_moving_averages_and_every_task_ends_by_it
     root, loaded = workspace
     logs = tmp_path / "logs"
     result = run("cluster.py", "--ps", 1, "--workers", 2, "--", *SMALL, "--data-dir",
-                 root / "data", "--batch-size", 16, "--max-steps", 6, "--val-every", 6,
+                 root / "data", "--batch-size", 16, "--max-steps", 4, "--val-every", 4,
                  "--num-gpus", 2, "--tower-device", "cpu", "--ema-decay", 0.9,
                  "--pretrained", root / "vgg11.npy", "--log-dir", logs, cwd=tmp_path,
                  timeout=240)
@@ -108,11 +108,11 @@ def test_cluster_py_trains_towers_with_moving_averages_and_every_task_ends_by_it
     assert "[worker1] worker1: done at step" in out
     assert "[worker0] Done:" in out and "[cluster] every task finished" in out
     assert not [line for line in out.splitlines() if line.startswith("[worker1] validation")]
-    assert "[worker0] validation at step 6" in out
+    assert "[worker0] validation at step 4" in out
     config = json.loads((logs / "train" / "config.json").read_text())
     assert len(config["runs"]) == 1  # the chief alone wrote it
     checkpoint = tf1.train.latest_checkpoint(str(logs / "train"))
-    assert checkpoint.endswith("-6")
+    assert checkpoint.endswith("-4")
     names = dict(tf1.train.list_variables(checkpoint))
     assert not [n for n in names if "tower_" in n]  # one set of variables, on the ps
     # the averages moved once a global step: neither the start nor the weights themselves

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-import cli
+from common import cli
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 

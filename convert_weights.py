@@ -16,7 +16,7 @@ Keras names map as ``block{b}_conv{i}`` -> ``conv{b}_{i}``, ``fc1`` -> ``fc6``, 
 import os
 import sys
 
-import cli
+from common import cli
 import nets
 import weights
 

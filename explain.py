@@ -26,7 +26,8 @@ seeing the whole image, and the heat no longer says where.
 import os
 import sys
 
-import cli
+from common import cli
+from common.progress import Progress
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("explain.py")
@@ -35,12 +36,13 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import data_pipeline  # noqa: E402
-import devices  # noqa: E402
+from common import devices  # noqa: E402
+from datasets import base
+from datasets import image_files
+from inference import serving  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
-import serving  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -146,7 +148,7 @@ def explain(classifier, files, args):
         with tf1.Session(config=devices.session_config()) as session:
             classifier.load(session)
             session.run(iterator.initializer)
-            with cli.Progress("explain", len(files), sys.stderr) as progress:
+            with Progress("explain", len(files), sys.stderr) as progress:
                 for batch, batch_probabilities, batch_logits in model.each_batch(
                         session, [images, probabilities, logits]):
                     if args.class_name is not None:
@@ -213,13 +215,13 @@ def check_out(out, names, save_maps):
                for ext in ((".png", ".npy") if save_maps else (".png",))]
     there = [path for path in targets if os.path.exists(path)]
     if there:
-        raise cli.UsageError(f"--out {out} already holds {data_pipeline.few(there)}; give "
+        raise cli.UsageError(f"--out {out} already holds {base.few(there)}; give "
                              "another --out or move them away")
     return targets
 
 
 def run(args):
-    files = data_pipeline.image_files(args.images)
+    files = image_files.image_files(args.images)
     names = output_names(args.images, files)
     check_out(args.out, names, args.save_maps)
     classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
@@ -229,14 +231,14 @@ def run(args):
     class_names = classifier.class_names
     if args.class_name is not None and args.class_name not in class_names:
         raise cli.UsageError(f"--class {args.class_name}: not a class of {classifier.source} "
-                             f"({data_pipeline.few(class_names)})")
+                             f"({base.few(class_names)})")
     if args.top > len(class_names):
         raise cli.UsageError(f"--top {args.top}: {classifier.source} has "
                              f"{len(class_names)} classes")
     layer, results = explain(classifier, files, args)
     os.makedirs(args.out, exist_ok=True)
     for path, name, (probabilities, explained) in zip(files, names, results):
-        image = data_pipeline.image_rgb(path)
+        image = image_files.image_rgb(path)
         maps = [full_size(cam, *image.shape[:2], classifier.config["resize"])
                 for _, cam in explained]
         picture(image, [(f"{class_names[c]} {probabilities[c]:.3f}", heat)

@@ -20,7 +20,7 @@ them.
 ``--format tflite`` writes OUT/N/model.tflite (float32) and class_names.txt instead;
 ``--format tflite-int8`` a full-integer model (int8 weights and activations) calibrated on
 ``--calibration-images`` of the run's training images. A TFLite model takes uint8 RGB
-[1, S, S, 3] at the network's side S: images are resized before it (see tflite.py).
+[1, S, S, 3] at the network's side S: images are resized before it (see inference/tflite.py).
 """
 
 import os
@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 
-import cli
+from common import cli
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("export.py")
@@ -37,12 +37,12 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from inference import serving  # noqa: E402
+from inference import tflite  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
-import serving  # noqa: E402
-import runs  # noqa: E402
-import tflite  # noqa: E402
 import tools  # noqa: E402
+from training import runs  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1

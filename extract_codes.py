@@ -13,17 +13,19 @@ it touches nothing; anything changed recomputes. Files are written through tempo
 manifest last, so a killed extraction never leaves codes that a later run would take as complete.
 
 ``--projector`` also writes what TensorBoard's embedding projector reads into CODES_DIR (see
-projector.py): the codes of one split (``--projector-split``; test, else val, else train), at
-most ``--projector-max`` of them (a stable sample by a hash of the file names), their files and
-class names and a sprite of their thumbnails, for ``tensorboard --logdir CODES_DIR``. Codes that
-are up to date stay untouched; only a projector that is missing, or was made of another split,
-count or codes, is written.
+inference/projector.py): the codes of one split (``--projector-split``; test, else val, else
+train), at most ``--projector-max`` of them (a stable sample by a hash of the file names),
+their files and class names and a sprite of their thumbnails, for ``tensorboard --logdir
+CODES_DIR``. Codes that are up to date stay untouched; only a projector that is missing, or was
+made of another split, count or codes, is written.
 """
 
 import os
 import sys
 
-import cli
+from common import cli
+from common import json_files
+from common.progress import Progress
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("extract_codes.py")
@@ -32,12 +34,12 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import codes  # noqa: E402
-import devices  # noqa: E402
+from common import devices  # noqa: E402
+from inference import codes  # noqa: E402
+from inference import projector  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
-import projector  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -129,7 +131,7 @@ def extract(args, source, splits, options):
                 session.run(starts[split])
                 total = source.num_examples(args.data_dir, split, args.val_size, **options)
                 out_codes, out_labels = [], []
-                with cli.Progress(split, total) as progress:
+                with Progress(split, total) as progress:
                     for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
                         out_codes.append(batch_codes)
                         out_labels.append(batch_labels)
@@ -214,7 +216,7 @@ def run(args):
         os.remove(path)
     for split, part in parts.items():
         os.replace(part, os.path.join(args.out, f"{split}.npz"))
-    cli.write_json(path, {**manifest, "splits": counts})
+    json_files.write_json(path, {**manifest, "splits": counts})
     print(f"Wrote {args.out}")
     if args.projector:
         write_projector(args, source, options, {**manifest, "splits": counts}, shown)

@@ -1,11 +1,11 @@
 """The data sets the programs know (``--dataset NAME``): ``SOURCES[NAME]`` is a source's module,
 and every source offers the same functions, so that no program names one.
 
-    data_cifar10.py   CIFAR-10's binary batches: download, MD5, validation, decoding, splits
-    data_folder.py    folders of images, one per class, with hashed splits
-    data_gtsrb.py     the German Traffic Sign Recognition Benchmark in its three layouts
-    data_mnist.py     MNIST and Fashion-MNIST (two sources, one IDX reader): download, checks
-    data_pipeline.py  what they share: batching, augmentation, preprocessing, image files
+    cifar10.py   CIFAR-10's binary batches: download, MD5, validation, decoding, splits
+    image_folder.py    folders of images, one per class, with hashed splits
+    gtsrb.py     the German Traffic Sign Recognition Benchmark in its three layouts
+    mnist.py     MNIST and Fashion-MNIST (two sources, one IDX reader): download, checks
+    pipeline.py  what they share: batching, augmentation, preprocessing, image files
 
 What a source offers; every function takes the --data-dir first and the keyword options
 ``crop_roi=False, skip_bad_images=False``, which a source that does not list one in its
@@ -16,7 +16,7 @@ What a source offers; every function takes the --data-dir first and the keyword 
     validate(data_dir, split)                     # check the files before TensorFlow runs
     read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
          image_size=None, repeat=False, seed=None, val_size=None, shard=None,
-         resize="squash", scale_jitter=None)      # tf.data (data_pipeline: resize, jitter)
+         resize="squash", scale_jitter=None)      # tf.data (datasets.pipeline: resize, jitter)
     num_examples(data_dir, split, val_size=None)  # how many images a split has
     image_names(data_dir, split, val_size=None)   # a name for each, in read()'s order
     class_names(data_dir), num_classes(data_dir)
@@ -33,7 +33,7 @@ checks every entry. The names of before the split (``read_cifar10``, ``read_fold
 import os
 import sys
 
-import cli
+from common import cli
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line; its start-up lines held
     cli.quiet_interrupt("input_data.py")
@@ -41,62 +41,64 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line; its start
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import data_cifar10  # noqa: E402
-import data_folder  # noqa: E402
-import data_gtsrb  # noqa: E402
-import data_mnist  # noqa: E402
-import data_pipeline  # noqa: E402
+from datasets import base
+from datasets import cifar10  # noqa: E402
+from datasets import gtsrb  # noqa: E402
+from datasets import image_files
+from datasets import image_folder  # noqa: E402
+from datasets import mnist  # noqa: E402
+from datasets import pipeline  # noqa: E402
 
-SOURCES = {source.NAME: source for source in (data_cifar10, data_folder, data_gtsrb,
-                                              data_mnist.MNIST, data_mnist.FASHION_MNIST)}
+SOURCES = {source.NAME: source for source in (cifar10, image_folder, gtsrb,
+                                              mnist.MNIST, mnist.FASHION_MNIST)}
 
 # Shared by the sources
-DataError = data_pipeline.DataError
-CIFAR_MEAN_RGB = data_pipeline.CIFAR_MEAN_RGB
-CIFAR_STD_RGB = data_pipeline.CIFAR_STD_RGB
-preprocess_batch = data_pipeline.preprocess_batch
-unprocess_batch = data_pipeline.unprocess_batch
-resize = data_pipeline.resize
-shorter_side = data_pipeline.shorter_side
-KEEP = data_pipeline.KEEP
-read_files = data_pipeline.read_files
-fixed_parallelism = data_pipeline.fixed_parallelism
-is_image_file = data_pipeline.is_image_file
-image_files = data_pipeline.image_files
+DataError = base.DataError
+CIFAR_MEAN_RGB = base.CIFAR_MEAN_RGB
+CIFAR_STD_RGB = base.CIFAR_STD_RGB
+preprocess_batch = pipeline.preprocess_batch
+unprocess_batch = pipeline.unprocess_batch
+resize = pipeline.resize
+shorter_side = pipeline.shorter_side
+KEEP = base.KEEP
+read_files = pipeline.read_files
+fixed_parallelism = pipeline.fixed_parallelism
+is_image_file = image_files.is_image_file
+image_files = image_files.image_files
 
 # CIFAR-10
-ALL_FILES = data_cifar10.ALL_FILES
-BATCHES_DIR = data_cifar10.BATCHES_DIR
-CLASS_NAMES = data_cifar10.CLASS_NAMES
-NUM_CLASSES = data_cifar10.NUM_CLASSES
-RECORD_BYTES = data_cifar10.RECORD_BYTES
-TEST_FILE = data_cifar10.TEST_FILE
-TRAIN_FILES = data_cifar10.TRAIN_FILES
-VAL_EXAMPLES = data_cifar10.VAL_EXAMPLES
-maybe_download = data_cifar10.maybe_download
-validate = data_cifar10.validate
-num_examples = data_cifar10.num_examples
-class_names = data_cifar10.class_names
-read_cifar10 = data_cifar10.read
+ALL_FILES = cifar10.ALL_FILES
+BATCHES_DIR = cifar10.BATCHES_DIR
+CLASS_NAMES = cifar10.CLASS_NAMES
+NUM_CLASSES = cifar10.NUM_CLASSES
+RECORD_BYTES = cifar10.RECORD_BYTES
+TEST_FILE = cifar10.TEST_FILE
+TRAIN_FILES = cifar10.TRAIN_FILES
+VAL_EXAMPLES = cifar10.VAL_EXAMPLES
+maybe_download = cifar10.maybe_download
+validate = cifar10.validate
+num_examples = cifar10.num_examples
+class_names = cifar10.class_names
+read_cifar10 = cifar10.read
 
 # Folders of images
-prepare_folder = data_folder.prepare
-validate_folder = data_folder.validate
-folder_num_examples = data_folder.num_examples
-folder_class_names = data_folder.class_names
-read_folder = data_folder.read
+prepare_folder = image_folder.prepare
+validate_folder = image_folder.validate
+folder_num_examples = image_folder.num_examples
+folder_class_names = image_folder.class_names
+read_folder = image_folder.read
 
 # GTSRB
-SIGN_NAMES = data_gtsrb.SIGN_NAMES
-sign_names = data_gtsrb.sign_names
+SIGN_NAMES = gtsrb.SIGN_NAMES
+sign_names = gtsrb.sign_names
 
 
 def data_options(args, dataset=None):
     """The options the data set's functions take beyond the usual ones, from --skip-bad-images
     and --crop-roi; UsageError where the data set (default --dataset) does not take them."""
-    options = {name: True for name in data_pipeline.OPTION_ERRORS
+    options = {name: True for name in base.OPTION_ERRORS
                if getattr(args, name, False)}
-    data_pipeline.check_options(SOURCES[dataset or args.dataset].OPTIONS, **options)
+    base.check_options(SOURCES[dataset or args.dataset].OPTIONS, **options)
     return options
 
 
@@ -164,7 +166,7 @@ def work(args):
     if args.show:
         check_picture_path(args.out, args.data_dir)
     if args.download:
-        print(f"CIFAR-10 is in {data_cifar10.maybe_download(args.data_dir)}")
+        print(f"CIFAR-10 is in {cifar10.maybe_download(args.data_dir)}")
     if args.show:
         source = SOURCES[args.dataset]  # (nothing is downloaded to draw a grid)
         val_size = (source.default_val_size(args.data_dir) if args.val_size is None
@@ -191,13 +193,13 @@ def main(argv=None):
     p.add_argument("--out", type=cli.path, default="cifar10_samples.png",
                    help="where --show writes the PNG")
     args = p.parse_args(argv)
-    side = args.image_size or data_pipeline.IMAGE_SIZE
+    side = args.image_size or base.IMAGE_SIZE
     if args.scale_jitter and not (args.augment not in (None, "none") and
                                   args.scale_jitter[0] >= side):
         p.error(f"--scale-jitter goes with --augment, its MIN at least --image-size ({side})")
     if not (args.download or args.show):
         p.error("say --download, --show or both")
-    if args.download and args.dataset != data_cifar10.NAME:
+    if args.download and args.dataset != cifar10.NAME:
         p.error("--download fetches CIFAR-10; a folder of images is yours to put in place")
     return cli.run_main("input_data.py", work, args)
 

@@ -17,7 +17,7 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-import devices
+from common import devices
 import input_data
 import nets
 import tools

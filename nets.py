@@ -13,7 +13,9 @@ Programs never name a particular network: they call ``nets.get(args.arch)``.
 
 import dataclasses
 import functools
-from typing import Callable, Optional, Tuple
+from typing import Callable
+from typing import Optional
+from typing import Tuple
 
 import alexnet
 import vgg16

@@ -19,7 +19,8 @@ import contextlib
 import json
 import sys
 
-import cli
+from common import cli
+from common.progress import Progress
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("predict.py")
@@ -28,12 +29,12 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import devices  # noqa: E402
+from common import devices  # noqa: E402
+from inference import serving  # noqa: E402
+from inference import tflite  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
-import serving  # noqa: E402
-import tflite  # noqa: E402
 
 tf1 = tf.compat.v1
 
@@ -70,7 +71,7 @@ def parse_args(argv=None):
     return args
 
 
-image_files = input_data.image_files  # (its home is data_pipeline.py)
+image_files = input_data.image_files  # (its home is pipeline.py)
 
 
 def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr,
@@ -89,7 +90,7 @@ def predict(config, files, load, batch_size, precision="fp32", stream=sys.stderr
             load(session)
             session.run(iterator.initializer)
             batches = []
-            with cli.Progress("predict", len(files), stream) if len(files) > batch_size \
+            with Progress("predict", len(files), stream) if len(files) > batch_size \
                     else contextlib.nullcontext() as progress:
                 for batch in model.each_batch(session, [probabilities, logits]):
                     batches.append(batch)

@@ -12,31 +12,30 @@ The test set is never touched here: evaluate.py measures it.
 """
 
 import contextlib
-import os
 import sys
 import time
 
-import cli
+from common import cli
+from common import json_files
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("train_and_val.py")
 
 # (the heavy imports come after that)
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import devices  # noqa: E402
-import distributed  # noqa: E402
-import from_run  # noqa: E402
-import hooks  # noqa: E402
+from common import devices  # noqa: E402
 import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
-import runs  # noqa: E402
-import schedules  # noqa: E402
-import summaries  # noqa: E402
 import tools  # noqa: E402
-import train_inputs  # noqa: E402
+from training import distributed  # noqa: E402
+from training import from_run  # noqa: E402
+from training import hooks  # noqa: E402
+from training import inputs  # noqa: E402
+from training import runs  # noqa: E402
+from training import schedules  # noqa: E402
+from training import summaries  # noqa: E402
 import weights  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -130,7 +129,7 @@ def check_args(p, args):
     """What the flag types alone cannot check; fills in the network's defaults."""
     # With --codes these come from the codes' manifest: only those given are compared with it.
     if args.codes:
-        args.codes_flags = train_inputs.Codes.given_flags(args)
+        args.codes_flags = inputs.Codes.given_flags(args)
     for key in ("arch", "dataset", "data-dir"):
         if getattr(args, key.replace("-", "_")) is None:
             setattr(args, key.replace("-", "_"), cli.default(key))
@@ -170,9 +169,9 @@ def check_args(p, args):
         p.error(f"--batch-size {args.batch_size} does not split into --num-gpus "
                 f"{args.num_gpus} equal parts; give a multiple of {args.num_gpus}")
     if args.codes:
-        train_inputs.Codes.check_flags(p, args, network)
+        inputs.Codes.check_flags(p, args, network)
     else:
-        train_inputs.Images.check_flags(p, args)
+        inputs.Images.check_flags(p, args)
         args.head_size = 0
 
 
@@ -185,41 +184,6 @@ def resolve_fc_size(args, run, resuming):
         args.fc_size = config["model"]["fc_size"] if "model" in config else (
             cli.default("fc-size") if args.fold_fc6 or
             args.image_size == nets.get(args.arch).imagenet_image_size else 0)
-
-
-def resolve_pretrained(args):
-    """The weights file to warm-start from, or None; makes pretrained/ARCH.npy if it can."""
-    if args.pretrained == "none":
-        return None
-    if args.pretrained != "auto":
-        if from_run.is_run(args.pretrained):
-            return args.pretrained
-        if not os.path.isfile(args.pretrained):
-            raise cli.UsageError(f"--pretrained {args.pretrained}: no such file (give a "
-                                 "weights file, a run's log dir or checkpoint, 'auto', or "
-                                 "'none' to train from scratch)")
-        return args.pretrained
-    network = nets.get(args.arch)
-    path = os.path.join("pretrained", f"{args.arch}.npy")
-    if not os.path.exists(path) and not network.keras_application:
-        print(f"{path} is missing and Keras has no ImageNet weights for {args.arch} to write it "
-              "from: training from scratch (put the public file there, e.g. bvlc_alexnet.npy "
-              "renamed, to start from it).")
-        return None
-    if not os.path.exists(path):
-        # fc6 only fits 224x224 inputs (or, summed, 32x32 with --fold-fc6); otherwise the small
-        # convolution-only weights suffice.
-        include_top = (args.image_size == network.imagenet_image_size or args.fold_fc6) \
-            and "fc6" not in args.skip
-        print(f"{path} is missing: writing it from Keras's ImageNet weights "
-              f"({'with' if include_top else 'without'} fc6-fc8).")
-        try:
-            weights.convert(network, path, include_top=include_top)
-        except (weights.ConversionError, OSError) as e:
-            raise cli.UsageError(
-                f"{path} is missing and could not be made: {e}. Put the public {args.arch}.npy "
-                "at that path, or train from scratch with --pretrained none") from None
-    return path
 
 
 def tower_devices(args, cluster=None):
@@ -276,7 +240,7 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
 
 
 def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=None):
-    """The training step on ``data`` (a ``train_inputs`` input), its summaries, the validation
+    """The training step on ``data`` (a ``training.inputs`` input), its summaries, the validation
     tower when there is a val split, and in a cluster the protocol's ops."""
     global_step = tf1.train.get_or_create_global_step()
     tf1.set_random_seed(args.seed)
@@ -329,36 +293,6 @@ def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=N
     return graph
 
 
-def check_fits(args, graph):
-    """UsageError, before anything runs, when the training step cannot fit in the machine's
-    memory: the variables (with their optimizer slots) and their gradients, and per image the
-    input batches in flight and every layer's output, kept for the backward pass and its
-    gradient. A rough floor of what TensorFlow needs, so a run that passes may still not fit;
-    one that fails would be killed by the machine (or fail in TensorFlow) partway."""
-    available = devices.available_memory()
-    if available is None:
-        return
-    def size(shape):  # (a dimension not known when the graph is built counts as 1)
-        return int(np.prod([d if d is not None else 1 for d in shape.as_list()] or [1]))
-
-    variables = sum(size(v.shape) for v in tf1.global_variables())
-    trained = sum(size(v.shape) for v in graph["var_list"])
-    fixed = 4 * (variables + trained)
-    per_image = 4 * (3 * size(graph["images"].shape[1:]) + 2 * sum(
-        size(t.shape[1:]) for t in graph["end_points"].values()))
-    need = fixed + per_image * args.batch_size
-    if need <= available:
-        return
-    gib = 1 << 30
-    fits = (available - fixed) // per_image
-    what = (f"--batch-size {fits} or less would" if fits >= 1 else
-            "no batch size would: the variables alone take " f"{fixed / gib:.1f} GiB; a "
-            "smaller network (--fc-size, --image-size, --arch) might")
-    raise cli.UsageError(f"{args.arch} at {args.image_size}x{args.image_size} with --batch-size "
-                         f"{args.batch_size} needs at least {need / gib:.1f} GiB of memory "
-                         f"and this machine has {available / gib:.1f} GiB free: {what}")
-
-
 def start_or_resume(args, run):
     """``(checkpoint or None, start step, (weights file, its layers) or None)`` once the graph
     is built: resume from the latest checkpoint (after checking it is of this model), else warm
@@ -370,7 +304,8 @@ def start_or_resume(args, run):
         start_step = tf1.train.load_variable(checkpoint, "global_step")
         print(f"Resuming from {checkpoint} (step {start_step}); pretrained weights not loaded.")
         return checkpoint, start_step, None
-    path = resolve_pretrained(args)
+    path = from_run.pretrained_file(args.pretrained, nets.get(args.arch), args.image_size,
+                                    args.fold_fc6, args.skip)
     if not path:
         return None, 0, None
     if from_run.is_run(path):
@@ -400,7 +335,7 @@ def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_s
                            "start_step": int(start_step), "max_steps": max_steps,
                            "train_split": train_split, "train_images": train_images,
                            "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-    cli.write_json(run.config_file, config)
+    json_files.write_json(run.config_file, config)
 
 
 def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=True,
@@ -514,7 +449,7 @@ def train(args):
     ###########################################
     # Select the data: images, or cached codes #
     ###########################################
-    data = train_inputs.select(args)
+    data = inputs.select(args)
     images_per_step = protocol.images_per_step(args.batch_size) if protocol else \
         args.batch_size
     steps_per_epoch = data.train_images / images_per_step
@@ -539,7 +474,9 @@ def train(args):
             if cluster else None
         with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
             graph = build_graph(args, data, max_steps, steps_per_epoch, cluster, protocol)
-        check_fits(args, graph)
+        devices.check_fits(graph["var_list"], graph["images"], graph["end_points"],
+                           args.batch_size, f"{args.arch} at {args.image_size}x"
+                           f"{args.image_size} with --batch-size {args.batch_size}")
 
         ###########################################
         # Start: resume, or warm start from weights #

@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from cli import UserError
+from common.cli import UserError
 
 tf1 = tf.compat.v1
 
@@ -35,9 +35,11 @@ class ConversionError(UserError, RuntimeError):
 def _numpy_callables():
     """The only callables a weights pickle may use, under every name NumPy has pickled them."""
     try:
-        from numpy._core import multiarray, numeric
+        from numpy._core import multiarray
+        from numpy._core import numeric
     except ImportError:  # NumPy 1.x
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray
+        from numpy.core import numeric
     import _codecs
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
                # Python 3 bytes under pickle protocol 2.

@@ -6,8 +6,9 @@ import sys
 import pytest
 
 import helpers
+from helpers import ENV
+from helpers import ROOT
 import py2_npy
-from helpers import ENV, ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", ENV["TF_CPP_MIN_LOG_LEVEL"])
 # Every test runs on the CPU, in-process and in the programs it starts, so results compare exactly

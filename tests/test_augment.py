@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import data_cifar10
-import data_gtsrb
-import data_pipeline
+from datasets import cifar10
+from datasets import gtsrb
+from datasets import pipeline
 import helpers
 import input_data
 
@@ -20,7 +20,7 @@ tf1 = tf.compat.v1
 
 
 def test_the_gtsrb_mirror_table_by_the_official_names():
-    names, mirror = data_gtsrb.sign_names(), data_gtsrb.mirror_ids()
+    names, mirror = gtsrb.sign_names(), gtsrb.mirror_ids()
     assert all(mirror[mirror[c]] == c for c in range(43) if mirror[c] >= 0)  # an involution
     pairs = {(names[c], names[m]) for c, m in enumerate(mirror) if m >= 0 and m != c}
     assert pairs == {(a, b) for a, b in [
@@ -39,15 +39,15 @@ def test_class_names_of_each_gtsrb_layout_find_their_mirrors(tmp_path):
                        (["00038", "00039", "00014", "00026"], [38, 39, 14, 26]),
                        (["Keep left", "Stop", "unknown sign", "Keep right"],
                         [39, 14, None, 38])):
-        assert [data_gtsrb.class_id(n) for n in names] == ids
+        assert [gtsrb.class_id(n) for n in names] == ids
     root = tmp_path / "signs"
     helpers.write_folder(root, ["ampel", "kreisverkehr", "vorbeifahren_links",
                                 "vorbeifahren_rechts", "zz_unknown"], per_class=2)
     # sorted: ampel (its own mirror), kreisverkehr (none), keep left <-> keep right, unknown
-    assert data_gtsrb.mirrors(str(root)) == [0, -1, 3, 2, -1]
+    assert gtsrb.mirrors(str(root)) == [0, -1, 3, 2, -1]
     del_right = tmp_path / "half"
     helpers.write_folder(del_right, ["vorbeifahren_links", "stopp"], per_class=2)
-    assert data_gtsrb.mirrors(str(del_right)) == [-1, -1]  # its partner is not a class here
+    assert gtsrb.mirrors(str(del_right)) == [-1, -1]  # its partner is not a class here
 
 
 def test_flips_follow_the_mirror_table():
@@ -57,7 +57,7 @@ def test_flips_follow_the_mirror_table():
     labels = np.arange(64) % 4
     seen = {c: set() for c in range(4)}
     for seed in range(4):
-        out, out_labels = data_pipeline.augment_batch(
+        out, out_labels = pipeline.augment_batch(
             tf.constant(images), tf.constant([seed, 1], tf.int64), tf.constant(labels),
             crop=False, mirrors=mirrors)
         for image, out_image, label, out_label in zip(images, out.numpy(), labels,
@@ -73,7 +73,7 @@ def test_crop_alone_never_mirrors_and_flip_alone_never_shifts(tmp_path):
     helpers.write_dataset(str(tmp_path), per_file=8, test_count=8)
 
     def batch(augment):
-        data = data_cifar10.read(str(tmp_path), "trainval", 40, augment=augment,
+        data = cifar10.read(str(tmp_path), "trainval", 40, augment=augment,
                                  preprocess="none", seed=3)
         return next(iter(data))[0].numpy()
 
@@ -87,9 +87,9 @@ def test_crop_alone_never_mirrors_and_flip_alone_never_shifts(tmp_path):
     mirrored = [np.array_equal(out, image[:, ::-1]) for image, out in zip(plain, flips)]
     assert all(m or np.array_equal(out, image) for m, out, image in zip(mirrored, flips, plain))
     assert 0 < sum(mirrored) < len(plain)
-    assert data_pipeline.augmentations(True, data_cifar10.AUGMENT) == ("crop", "flip")
+    assert pipeline.augmentations(True, cifar10.AUGMENT) == ("crop", "flip")
     with pytest.raises(ValueError, match="give 'none' or some of crop, flip"):
-        data_pipeline.augmentations("rotate", ())
+        pipeline.augmentations("rotate", ())
 
 
 def test_augment_flags_are_recorded_and_checked(workspace, tmp_path):

@@ -5,17 +5,17 @@ with balanced weights than without."""
 import json
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-import cli
-import data_folder
+from common import cli
+from datasets import image_folder
 import helpers
 import nets
 import tiny_net
 import tools
-import train_inputs
+from training import inputs
 
 tf1 = tf.compat.v1
 
@@ -35,18 +35,18 @@ def test_the_loss_weighs_each_image_by_its_class():
 
 
 def test_balanced_and_file_weights(tmp_path):
-    assert train_inputs.class_weights("balanced", [30, 10, 0], ["a", "b", "c"]) == \
+    assert inputs.class_weights("balanced", [30, 10, 0], ["a", "b", "c"]) == \
         [40 / 90, 40 / 30, 0.0]
     table = tmp_path / "weights.json"
     table.write_text(json.dumps({"b": 4}))
-    assert train_inputs.class_weights(str(table), [1, 1], ["a", "b"]) == [1.0, 4.0]
+    assert inputs.class_weights(str(table), [1, 1], ["a", "b"]) == [1.0, 4.0]
     for text, words in (('{"z": 1}', "z not among the classes"),
                         ('{"a": -1}', "not a JSON object of class name: weight"),
                         ("[1, 2", "not readable JSON")):
         table.write_text(text)
         with pytest.raises(cli.UsageError, match=words):
-            train_inputs.class_weights(str(table), [1, 1], ["a", "b"])
-    assert train_inputs.class_weights(None, [1], ["a"]) is None
+            inputs.class_weights(str(table), [1, 1], ["a", "b"])
+    assert inputs.class_weights(None, [1], ["a"]) is None
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_balanced_weights_raise_the_rare_class_recall(tinynet, tmp_path):
         report = json.loads((logs / "eval" / "train-model.ckpt-150.json").read_text())
         recall[how] = report["per_class"][1]["recall"]
         run = json.loads((logs / "train" / "config.json").read_text())["runs"][-1]
-        counts = data_folder.class_counts(str(data), "train", 4)
+        counts = image_folder.class_counts(str(data), "train", 4)
         assert run["class_weight_values"] == (
             None if how is None else [sum(counts) / (2 * c) for c in counts])
     assert recall[None] < 0.5 < recall["balanced"]

@@ -12,11 +12,13 @@ import pytest
 import tensorflow as tf
 
 import helpers
+from helpers import call
+from helpers import own_lines
+from helpers import start
 import py2_npy
 import tools
 import vgg16
 import weights as weights_module
-from helpers import call, own_lines, start
 
 tf1 = tf.compat.v1
 

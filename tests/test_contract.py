@@ -10,11 +10,11 @@ import pytest
 import tensorflow as tf
 
 import helpers
+from helpers import call
 import input_data
 import nets
 import tiny_net
 import weights
-from helpers import call
 
 tf1 = tf.compat.v1
 CLASSES = ["ant", "bee", "cow"]

@@ -13,8 +13,8 @@ import json
 
 import keras
 import numpy as np
-import tensorflow as tf
 from PIL import Image
+import tensorflow as tf
 
 import explain
 import helpers

@@ -18,11 +18,12 @@ import tensorflow as tf
 
 import evaluate
 import helpers
+from helpers import call
+from inference import reports
 import input_data
 import model
 import nets
 import tiny_net
-from helpers import call
 
 tf1 = tf.compat.v1
 CLASSES = ["a", "b", "c", "d", "e", "f"]
@@ -175,12 +176,12 @@ def test_mistakes_keep_the_pixels_the_network_saw_across_batches(tinynet):
 
 
 def report(tmp_path, flags, *result, names, files):
-    """evaluate.report of a SplitResult made here, at step 7, in a graph of its own (for its
+    """reports.report of a SplitResult made here, at step 7, in a graph of its own (for its
     summary writer)."""
     args = evaluate.parse_args(["--log-dir", str(tmp_path / "logs"), "--data-dir",
                                 str(tmp_path), *flags])
     with tf.Graph().as_default():
-        evaluate.report(args, "model.ckpt-7", 7, model.SplitResult(*result), names, files)
+        reports.report(args, "model.ckpt-7", 7, model.SplitResult(*result), names, files)
 
 
 def test_no_sheet_without_pixels_or_without_mistakes_and_no_top5_with_5_classes(tmp_path,

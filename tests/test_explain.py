@@ -7,16 +7,17 @@ weights file, against Keras's own gradients: test_convert.py.)"""
 import os
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import explain
 import flat_net
 import helpers
+from helpers import call
+from helpers import one_line_error
 import nets
 import vgg16
-from helpers import call, one_line_error
 
 tf1 = tf.compat.v1
 SIDE, SQUARE = 32, 8

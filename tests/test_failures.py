@@ -8,7 +8,10 @@ import pytest
 import tensorflow as tf
 
 import helpers
-from helpers import call, one_line_error, tiny_args, train_args
+from helpers import call
+from helpers import one_line_error
+from helpers import tiny_args
+from helpers import train_args
 
 
 @pytest.fixture(scope="module")
@@ -287,12 +290,12 @@ def test_what_does_not_fit_in_memory_is_one_line_before_anything_is_saved(worksp
 
 
 def test_a_full_disk_in_tensorflow_names_the_cause_and_the_file():
-    import io
     from contextlib import redirect_stderr
+    import io
 
     import tensorflow as tf
 
-    import cli
+    from common import cli
 
     def full(args):
         raise tf.errors.ResourceExhaustedError(None, None, (

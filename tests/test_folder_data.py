@@ -9,9 +9,9 @@ import re
 import shutil
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import input_data
 from input_data import DataError

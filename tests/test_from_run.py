@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import from_run
+from helpers import call
+from helpers import one_line_error
 import tools
+from training import from_run
 import vgg16
 import weights
-from helpers import call, one_line_error
 
 tf1 = tf.compat.v1
 FLAGS = ["--batch-size", 16, "--val-size", 100, "--fc-size", 64, "--batch-norm",

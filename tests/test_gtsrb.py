@@ -10,11 +10,11 @@ import pickle
 import re
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-import data_gtsrb
+from datasets import gtsrb
 import input_data
 from input_data import DataError
 
@@ -358,7 +358,7 @@ def test_pickles_in_a_graph_shuffled_and_augmented(tmp_path):
             seen = [session.run([images, labels]) for _ in range(5)]
     assert all(x.shape == (8, 32, 32, 3) for x, _ in seen)
     # a flipped sign of a mirror pair (keep left) is its partner (keep right)
-    mirror = data_gtsrb.mirror_ids()
+    mirror = gtsrb.mirror_ids()
     allowed = set(written["train.p"][1].tolist())
     allowed |= {mirror[c] for c in allowed if mirror[c] >= 0}
     assert set(np.concatenate([y for _, y in seen])) <= allowed

@@ -278,8 +278,9 @@ def test_graph_mode_iterators(cifar):
 def test_every_program_reads_without_tf_datas_autotuning_model(cifar):
     """(Freeing an iterator with the model on waits for its thread, each time a split is read
     again and when a session closes; model.inputs turns it off.)"""
-    import model
     from tensorflow.core.framework import dataset_options_pb2
+
+    import model
 
     data_dir, _ = cifar
     config = {"arch": "vgg11", "image_size": 32}

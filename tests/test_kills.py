@@ -4,7 +4,12 @@ next; six SIGKILLs at random moments never lose a complete checkpoint."""
 import random
 import time
 
-from helpers import call, one_line_error, resumed_step, start, steps, tiny_args
+from helpers import call
+from helpers import one_line_error
+from helpers import resumed_step
+from helpers import start
+from helpers import steps
+from helpers import tiny_args
 
 
 def test_two_runs_on_one_log_dir_and_a_killed_run_does_not_block(workspace, tmp_path):

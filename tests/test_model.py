@@ -1,14 +1,9 @@
-"""The shared model API (model.py), the two-step optimizer in tools.py, and the layout rules the
-programs keep: no program imports another, every module says what it is for."""
-
-import ast
-import os
+"""The shared model API (model.py) and the two-step optimizer in tools.py."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import helpers
 import model
 import tools
 
@@ -136,51 +131,6 @@ def test_run_split_sees_every_image_once_with_a_partial_last_batch():
 
 
 # ----------------------------------------------------------------------------------------------
-# The layout
-# ----------------------------------------------------------------------------------------------
-
-def project_modules():
-    """{module name: parsed source} of the project's top-level .py files."""
-    modules = {}
-    for name in sorted(os.listdir(helpers.ROOT)):
-        if name.endswith(".py"):
-            with open(os.path.join(helpers.ROOT, name)) as f:
-                modules[name[:-3]] = ast.parse(f.read())
-    return modules
-
-
-def is_program(tree):
-    """A program ends in ``if __name__ == "__main__":``."""
-    return any(isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-               for node in tree.body)
-
-
-def imported(tree):
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def test_no_program_imports_another_program():
-    modules = project_modules()
-    # input_data.py is a library with a small command line of its own (--download, --show)
-    programs = {name for name, tree in modules.items() if is_program(tree)} - {"input_data"}
-    assert {"train_and_val", "evaluate", "benchmark", "convert_weights"} <= programs
-    for name, tree in modules.items():
-        assert not imported(tree) & (programs - {name}), name
-
-
-def test_every_module_says_what_it_is_for():
-    for name, tree in project_modules().items():
-        doc = ast.get_docstring(tree)
-        assert doc and len(doc.split()) >= 12, name
-
-
-# ----------------------------------------------------------------------------------------------
 # Recipe options: label smoothing, test-time flips, moving averages of the weights
 # ----------------------------------------------------------------------------------------------
 
@@ -294,7 +244,7 @@ def test_moving_averages_start_from_loaded_weights_and_cover_only_what_trains(tm
 def one_update(towers, x, y, start=None, batch_norm=False):
     """Variables before and after one update by ``towers`` towers on CPU devices, from the
     values ``start`` (name -> array) or the initial ones; and the batch-norm moving mean."""
-    import devices
+    from common import devices
 
     config = {**TINY, "batch_norm": batch_norm}
     with tf.Graph().as_default():

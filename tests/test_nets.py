@@ -272,7 +272,7 @@ def test_fc_size_sets_or_removes_the_hidden_fully_connected_layers(fc_size, fc_s
 
 
 def test_a_run_saved_before_fc_size_reads_as_the_papers_head():
-    import runs
+    from training import runs
 
     config = {"model": {"arch": "vgg16", "batch_norm": False, "image_size": 32,
                         "num_classes": 10}, "runs": [{"val_size": 5000}]}

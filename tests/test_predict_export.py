@@ -11,11 +11,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 import helpers
-from helpers import call, own_lines
+from helpers import call
+from helpers import own_lines
 
 CLASSES = ["cat", "dog", "emu"]
 SIZES = ((8, 8), (20, 31), (45, 33), (32, 32))
@@ -64,7 +65,7 @@ def test_predict_agrees_with_evaluate_and_an_image_alone_with_a_batch(trained, t
     # nine images each alone (batches of one, batch norm from its moving statistics) and in
     # batches of four (the last one partial)
     alone = helpers.python_json(
-        "import json, serving, predict\n"
+        "import json, predict; from inference import serving\n"
         f"c = serving.from_run({str(logs)!r})\n"
         f"files = {files[::5][:9]!r}\n"
         "one = predict.predict(c.config, files, c.load, 1)[0].tolist()\n"
@@ -137,7 +138,7 @@ def test_the_saved_model_serves_any_size_like_the_project_graph(trained, tmp_pat
     files = [str(images / "cat" / f"{n}.png") for n in range(4)] + [
         str(images / "dog" / f"{n}.png") for n in range(4)]  # the four sizes, two classes
     ours = helpers.python_json(
-        "import json, serving, predict\n"
+        "import json, predict; from inference import serving\n"
         f"c = serving.from_run({str(logs)!r})\n"
         f"print(json.dumps(predict.predict(c.config, {files!r}, c.load, 4)[0].tolist()))")
     # A Python that knows nothing of the project: TensorFlow, Pillow, NumPy.

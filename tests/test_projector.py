@@ -5,18 +5,18 @@ stay untouched, and flags that cannot work are one line with nothing written."""
 
 import os
 
-import numpy as np
-import pytest
-import tensorflow as tf
 from google.protobuf import text_format
+import numpy as np
 from PIL import Image
+import pytest
 from tensorboard.plugins import projector as tb_projector
+import tensorflow as tf
 
 import helpers
-import projector
+from helpers import call
+from inference import projector
 import py2_npy
 import vgg16
-from helpers import call
 
 tf1 = tf.compat.v1
 # Class folders whose names would break a TSV row if they went in as they are

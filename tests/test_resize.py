@@ -6,13 +6,13 @@ cut."""
 import json
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-import data_cifar10
-import data_folder
-import data_pipeline
+from datasets import cifar10
+from datasets import image_folder
+from datasets import pipeline
 import helpers
 import model
 
@@ -43,7 +43,7 @@ def test_scale_jitter_keeps_the_aspect_and_draws_the_side_in_its_range(tmp_path)
     sizes = ((40, 80), (60, 45))  # class 0 wide, class 1 tall
     write_ramps(tmp_path, sizes)
     low, high = 40, 56
-    data = data_folder.read(str(tmp_path), "trainval", 4, shuffle=True, augment=True,
+    data = image_folder.read(str(tmp_path), "trainval", 4, shuffle=True, augment=True,
                             preprocess="none", image_size=32, seed=3,
                             scale_jitter=(low, high))
     sides, signs = [], set()
@@ -64,9 +64,9 @@ def test_crop_resizes_the_shorter_side_and_takes_the_centre_where_squash_stretch
     wide = tmp_path / "wide.png"
     Image.fromarray(ramp(40, 80)).save(wide)
     with tf.Graph().as_default():
-        crop = tf1.data.make_one_shot_iterator(data_pipeline.read_files(
+        crop = tf1.data.make_one_shot_iterator(pipeline.read_files(
             [str(wide)], 1, 32, "none", "crop")).get_next()
-        squash = tf1.data.make_one_shot_iterator(data_pipeline.read_files(
+        squash = tf1.data.make_one_shot_iterator(pipeline.read_files(
             [str(wide)], 1, 32, "none")).get_next()
         # the exported model's resizing, on the same pixels
         pixels = tf.constant(ramp(40, 80)[None])
@@ -90,7 +90,7 @@ def test_cifar_scale_jitter_is_a_random_resized_crop(tmp_path):
     helpers.write_dataset(str(tmp_path), per_file=8, test_count=8)
 
     def first_batch(**reading):
-        data = data_cifar10.read(str(tmp_path), "trainval", 40, preprocess="none", seed=5,
+        data = cifar10.read(str(tmp_path), "trainval", 40, preprocess="none", seed=5,
                                  **reading)
         return next(iter(data))[0].numpy()
 

@@ -15,11 +15,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cli
+from common import cli
+from common import json_files
+from helpers import call
+from helpers import one_line_error
+from helpers import python_json
+from helpers import resumed_step
+from helpers import start_afresh
+from helpers import steps
+from helpers import tiny_args
+from helpers import train_args
 import py2_npy
-import runs
-from helpers import (call, one_line_error, python_json, resumed_step, start_afresh, steps,
-                     tiny_args, train_args)
+from training import runs
 
 tf1 = tf.compat.v1
 
@@ -266,7 +273,7 @@ def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path,
         raise OSError(errno.ENOSPC, "No space left on device", path)
 
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "write_json", full_disk)
+        patch.setattr(json_files, "write_json", full_disk)
         line = one_line_error(call("train_and_val.py", *flags))
     assert "No space left on device" in line and "config.json" in line
 

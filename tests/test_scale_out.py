@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import distributed
 import helpers
-from helpers import TINY, call, run, start
+from helpers import TINY
+from helpers import call
+from helpers import run
+from helpers import start
+from training import distributed
 
 tf1 = tf.compat.v1
 SMALL = ["--arch", "vgg11", "--pretrained", "none", "--fc-size", "0", "--val-size", "100",

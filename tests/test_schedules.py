@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import schedules
-from helpers import call, one_line_error, steps, tiny_args, train_args
+from helpers import call
+from helpers import one_line_error
+from helpers import steps
+from helpers import tiny_args
+from helpers import train_args
+from training import schedules
 
 tf1 = tf.compat.v1
 

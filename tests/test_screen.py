@@ -13,8 +13,11 @@ import subprocess
 import termios
 import threading
 
-import cli
-from helpers import call, command, tiny_args, train_args
+from common import cli
+from helpers import call
+from helpers import command
+from helpers import tiny_args
+from helpers import train_args
 
 # the run's environment as a user's: no TF_CPP_MIN_LOG_LEVEL of the tests'
 USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

@@ -9,7 +9,7 @@ import inspect
 
 import pytest
 
-import cli
+from common import cli
 import input_data
 
 KNOWN_OPTIONS = ("crop_roi", "skip_bad_images")

@@ -8,9 +8,9 @@ import os
 import shutil
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import helpers
 from helpers import call
@@ -55,7 +55,7 @@ def saved_model_probabilities(folder, images):
 
 
 def test_float_is_the_saved_model_and_int8_agrees_at_a_quarter_of_the_size(exported):
-    import tflite
+    from inference import tflite
 
     images, _, out = exported
     assert sorted(os.listdir(out)) == ["1", "2", "3"]  # one version each, no temporary left
@@ -186,9 +186,9 @@ def test_benchmark_times_the_newest_export_of_each_kind_on_the_same_images(expor
 
 
 def test_a_run_trained_on_every_image_calibrates_on_every_image(exported):
+    from inference import serving
+    from inference import tflite
     import input_data
-    import serving
-    import tflite
 
     images, logs, _ = exported
     classifier = serving.from_run(str(logs))

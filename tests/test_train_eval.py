@@ -12,17 +12,22 @@ import signal
 import time
 
 import numpy as np
-import pytest
-import tensorflow as tf
 from PIL import Image
+import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+import tensorflow as tf
 
-import devices
+from common import devices
 import helpers
+from helpers import COMMON
+from helpers import call
+from helpers import own_lines
+from helpers import start
+from helpers import tiny_args
+from helpers import train_args
 import py2_npy
 import vgg16
-from helpers import COMMON, call, own_lines, start, tiny_args, train_args
 
 tf1 = tf.compat.v1
 @pytest.fixture(scope="module")
@@ -362,7 +367,7 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
              (["--log-dir", logs], True, 256),  # a checkpoint to resume: its own size
              (["--log-dir", logs], False, 0)]  # a config.json but no checkpoint: the default
     sizes = helpers.python_json(
-        "import json, runs, train_and_val; out = []\n"
+        "import json, train_and_val; from training import runs; out = []\n"
         f"for flags, resuming in {[([str(f) for f in c[0]], c[1]) for c in cases]!r}:\n"
         "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
         "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming)\n"

@@ -1,5 +1,7 @@
-"""Warm-starting from another run: ``--pretrained`` given a run's log dir (its newest checkpoint
-in train/), a folder of checkpoints (its newest) or a checkpoint prefix. Every variable of a
+"""What ``--pretrained`` names (``pretrained_file``: a weights file, ``auto``'s
+pretrained/ARCH.npy, or a run), and warm-starting from another run: ``--pretrained`` given a
+run's log dir (its newest checkpoint in train/), a folder of checkpoints (its newest) or a
+checkpoint prefix. Every variable of a
 layer whose variables all match by name and shape is copied from the checkpoint (batch-norm
 parameters and moving statistics too); the optimizer's slots, the moving averages, the step and
 the learning-rate schedule's state are not: the new run starts its own.
@@ -16,9 +18,9 @@ import re
 
 import tensorflow as tf
 
-import runs
+from common.cli import UsageError
+from training import runs
 import weights
-from cli import UsageError
 
 tf1 = tf.compat.v1
 
@@ -117,3 +119,41 @@ def load(checkpoint, session, layers, skip=(), verbose=True):
     if verbose:
         weights.print_report(f"Weights from {checkpoint}:", report)
     return report
+
+
+def pretrained_file(pretrained, network, image_size, fold_fc6, skip):
+    """What ``--pretrained`` names for ``network`` (a nets.py entry): a run or checkpoint as
+    given, a weights file, or None (``none``); ``auto`` is pretrained/ARCH.npy, made from
+    Keras's ImageNet weights when missing if it can (with fc6-fc8 where they fit: at the
+    network's ImageNet side, or ``fold_fc6``, and fc6 not in ``skip``)."""
+    if pretrained == "none":
+        return None
+    if pretrained != "auto":
+        if is_run(pretrained):
+            return pretrained
+        if not os.path.isfile(pretrained):
+            raise UsageError(f"--pretrained {pretrained}: no such file (give a weights file, a "
+                             "run's log dir or checkpoint, 'auto', or 'none' to train from "
+                             "scratch)")
+        return pretrained
+    path = os.path.join("pretrained", f"{network.name}.npy")
+    if not os.path.exists(path) and not network.keras_application:
+        print(f"{path} is missing and Keras has no ImageNet weights for {network.name} to write "
+              "it from: training from scratch (put the public file there, e.g. bvlc_alexnet.npy "
+              "renamed, to start from it).")
+        return None
+    if not os.path.exists(path):
+        # fc6 only fits 224x224 inputs (or, summed, 32x32 with --fold-fc6); otherwise the small
+        # convolution-only weights suffice.
+        include_top = (image_size == network.imagenet_image_size or fold_fc6) \
+            and "fc6" not in skip
+        print(f"{path} is missing: writing it from Keras's ImageNet weights "
+              f"({'with' if include_top else 'without'} fc6-fc8).")
+        try:
+            weights.convert(network, path, include_top=include_top)
+        except (weights.ConversionError, OSError) as e:
+            raise UsageError(
+                f"{path} is missing and could not be made: {e}. Put the public "
+                f"{network.name}.npy at that path, or train from scratch with --pretrained "
+                "none") from None
+    return path

@@ -15,10 +15,10 @@ import typing
 
 import tensorflow as tf
 
-import cli
+from common import cli
 import model
 import nets
-import runs
+from training import runs
 import weights
 
 tf1 = tf.compat.v1
@@ -26,7 +26,7 @@ tf1 = tf.compat.v1
 
 class Classifier(typing.NamedTuple):
     config: dict  # the model entry of config.json (network, image size, classes, head), and
-    # "resize": how images become the network's square (data_pipeline.resize)
+    # "resize": how images become the network's square (pipeline.resize)
     class_names: list  # in the order of the network's outputs
     load: typing.Callable  # load(session): set the variables of the session's graph
     source: str  # the checkpoint or weights file it comes from

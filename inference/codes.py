@@ -18,8 +18,9 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from common.cli import UsageError
+from common.json_files import read_json
 import nets
-from cli import UsageError, read_json
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")

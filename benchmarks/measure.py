@@ -14,7 +14,7 @@ import tensorflow as tf
 import input_data
 
 tf1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def median_rate(run_once, images, repeats, warmup=1):

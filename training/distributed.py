@@ -30,7 +30,7 @@ import typing
 
 import tensorflow as tf
 
-from cli import UsageError
+from common.cli import UsageError
 
 tf1 = tf.compat.v1
 FLAGS = ("--job-name", "--task-index", "--ps-hosts", "--worker-hosts")

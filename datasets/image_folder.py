@@ -38,13 +38,15 @@ and remembers the verdict for each file's size and modification time in this pro
 Unreadable or corrupt images, class folders without images and test/ classes that train/ lacks
 are one DataError line each; ``skip_bad_images=True`` leaves the bad images out (and prints how
 many). ``crop_roi`` is not an option here (UsageError). The decoded, resized images of a split
-are cached in memory when they fit in ``data_pipeline.CACHE_BYTES``.
+are cached in memory when they fit in ``pipeline.CACHE_BYTES``.
 """
 
 import os
 import typing
 
-import data_pipeline
+from datasets import base
+from datasets import image_files
+from datasets import pipeline
 
 NAME = "folder"
 OPTIONS = ("skip_bad_images",)
@@ -54,7 +56,7 @@ TEST_PERCENT = 10  # share of the images in test when there is no test/ folder
 VAL_FOLDERS = ("val", "valid", "validation")  # names of a validation folder next to train/
 VAL_PERCENT = 10  # share of trainval in val when val_size is None
 
-DataError = data_pipeline.DataError
+DataError = base.DataError
 
 
 class FolderLayout(typing.NamedTuple):
@@ -67,7 +69,7 @@ class FolderLayout(typing.NamedTuple):
 
 def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):
     """Nothing to download: check that DATA_DIR is a folder (DataError if not)."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     if not os.path.isdir(data_dir):
         what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
         raise DataError(f"{data_dir} {what}; put the images there, one folder per class "
@@ -80,7 +82,7 @@ def folder_layout(data_dir):
     """The FolderLayout of DATA_DIR (see the module docstring); DataError when there are no
     class folders."""
     prepare(data_dir)
-    folders = data_pipeline.subfolders(data_dir)
+    folders = image_files.subfolders(data_dir)
     val_root = None
     if "train" in folders and set(folders) <= {"train", "test", *VAL_FOLDERS}:
         train_root = os.path.join(data_dir, "train")
@@ -92,7 +94,7 @@ def folder_layout(data_dir):
         val_root = vals[0] if vals else None
     else:
         train_root, test_root = data_dir, None
-    classes = data_pipeline.subfolders(train_root)
+    classes = image_files.subfolders(train_root)
     if not classes:
         raise DataError(f"{train_root} holds no class folders; put the images in one folder per "
                         f"class ({os.path.join(train_root, '<class>', '<image>')})")
@@ -101,7 +103,7 @@ def folder_layout(data_dir):
 
 def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
     """The sorted class folder names of DATA_DIR (of DATA_DIR/train in that layout)."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return list(folder_layout(data_dir).classes)
 
 
@@ -117,8 +119,8 @@ def _class_files(root, classes, data_dir):
     for label, name in enumerate(classes):
         folder = os.path.join(root, name)
         rel = os.path.relpath(folder, data_dir).replace(os.sep, "/")
-        files[label] = [f"{rel}/{f}" for f in data_pipeline.listdir(folder)
-                        if data_pipeline.is_image_file(f)
+        files[label] = [f"{rel}/{f}" for f in image_files.listdir(folder)
+                        if image_files.is_image_file(f)
                         and not os.path.isdir(os.path.join(folder, f))]
         if not files[label]:
             empty.append(folder)
@@ -128,17 +130,17 @@ def _class_files(root, classes, data_dir):
 def _other_files(root, layout, data_dir):
     """{label: paths} of ROOT (test/ or val/), whose classes are train/'s; DataError for one
     train/ lacks, a line (once) for train/ classes it lacks; and its empty class folders."""
-    classes = data_pipeline.subfolders(root)
+    classes = image_files.subfolders(root)
     missing = [os.path.join(root, c) for c in classes if c not in layout.classes]
     if missing:
         raise DataError(f"{len(missing)} class folders of {root} are not in "
-                        f"{layout.train_root}: {data_pipeline.few(missing)}; add those "
+                        f"{layout.train_root}: {base.few(missing)}; add those "
                         f"classes to {layout.train_root} or remove them from {root}")
     lacking = [c for c in layout.classes if c not in classes]
     if lacking:
-        data_pipeline.say_once(("lacking", os.path.abspath(root), tuple(lacking)),
+        image_files.say_once(("lacking", os.path.abspath(root), tuple(lacking)),
                                f"{root} has no folder for {len(lacking)} of the "
-                               f"{len(layout.classes)} classes ({data_pipeline.few(lacking)}): "
+                               f"{len(layout.classes)} classes ({base.few(lacking)}): "
                                "its figures cover the others")
     found, empty = _class_files(root, classes, data_dir)
     labels = [layout.classes.index(c) for c in classes]
@@ -161,8 +163,8 @@ def layout_files(data_dir, with_val=False):
         empty += val_empty
     if empty:
         raise DataError(f"{len(empty)} class folders hold no images "
-                        f"({' '.join(data_pipeline.IMAGE_EXTENSIONS)}; subfolders are not "
-                        f"read): {data_pipeline.few(empty)}; add images or remove those folders")
+                        f"({' '.join(image_files.IMAGE_EXTENSIONS)}; subfolders are not "
+                        f"read): {base.few(empty)}; add images or remove those folders")
     return (layout, files, test_files, val_files) if with_val else (layout, files, test_files)
 
 
@@ -184,21 +186,21 @@ def _pool(data_dir, split):
         pool = [(p, label) for label, paths in chosen.items() for p in paths]
     else:
         pool = [(p, label) for label, paths in files.items() for p in paths
-                if (data_pipeline.path_hash(p) % 100 < TEST_PERCENT) == (split == "test")]
+                if (image_files.path_hash(p) % 100 < TEST_PERCENT) == (split == "test")]
     return layout, sorted(pool)
 
 
 def _checked_pool(data_dir, split, skip_bad_images):
     """[(rel path, label, decoder)] of the good images of split's pool (see _pool)."""
     layout, pool = _pool(data_dir, split)
-    results = data_pipeline.check_all([os.path.join(data_dir, p) for p, _ in pool])
+    results = image_files.check_all([os.path.join(data_dir, p) for p, _ in pool])
     bad = [f"{os.path.join(data_dir, p)} ({reason})"
            for (p, _), (_, reason) in zip(pool, results) if reason]
     root = layout.test_root if split == "test" and layout.test_root else layout.train_root
     which = "test" if split == "test" else "trainval"  # train and val come out of trainval
     if layout.val_root and split != "test":
         root, which = (layout.val_root, "val") if split == "val" else (root, split)
-    data_pipeline.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
+    image_files.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
     return [(p, label, decoder) for (p, label), (decoder, _) in zip(pool, results) if decoder]
 
 
@@ -214,8 +216,8 @@ def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
     image the split draws from (test: the test images; the others: all of trainval) opened and
     decoded with Pillow. Returns [(path relative to DATA_DIR, label, decoder)] of those images,
     sorted by path; raises DataError (bad images left out with ``skip_bad_images``)."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-    data_pipeline.check_split(split)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_split(split)
     files = _checked_pool(data_dir, split, skip_bad_images)
     if not files:
         which = "test" if split == "test" else "trainval"
@@ -234,11 +236,11 @@ def _split(data_dir, split, val_size, skip_bad_images):
         return files
     if val_size is None:
         in_val = {p for p, _, _ in files
-                  if data_pipeline.path_hash(p, "val:") % 100 < VAL_PERCENT}
+                  if image_files.path_hash(p, "val:") % 100 < VAL_PERCENT}
         how = f"about {VAL_PERCENT}% of {len(files)} trainval images by hash; pass a --val-size"
     else:
         check_val_size(val_size, len(files), data_dir)
-        ranked = sorted((data_pipeline.path_hash(p, "val:"), p) for p, _, _ in files)
+        ranked = sorted((image_files.path_hash(p, "val:"), p) for p, _, _ in files)
         in_val = {p for _, p in ranked[:val_size]}
         how = "choose another --val-size"
     files = [f for f in files if (f[0] in in_val) == (split == "val")]
@@ -249,20 +251,20 @@ def _split(data_dir, split, val_size, skip_bad_images):
 
 def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """How many images a split of a folder data set has (after validating them)."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return len(_split(data_dir, split, val_size, skip_bad_images))
 
 
 def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """The path relative to DATA_DIR of each image of a split, in the order ``read`` gives
     them without shuffling."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return [rel for rel, _, _ in _split(data_dir, split, val_size, skip_bad_images)]
 
 
 def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """How many images of each class (in label order) a split has."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     counts = [0] * num_classes(data_dir)
     for _, label, _ in _split(data_dir, split, val_size, skip_bad_images):
         counts[label] += 1
@@ -271,14 +273,14 @@ def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_ima
 
 def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     """None: val is about VAL_PERCENT% of trainval, by hash."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return None
 
 
 def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
     """None: a mirrored image keeps its class (as far as this source knows; --augment crop
     says otherwise)."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return None
 
 
@@ -286,20 +288,20 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
          image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
          crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of a
-    folder data set, like ``data_cifar10.read``: in path order and keeping the last partial
+    folder data set, like ``cifar10.read``: in path order and keeping the last partial
     batch unless ``shuffle`` (which drops it); every image decoded, resized bilinearly to
     ``image_size`` (default 32; ``resize``: ``squash`` or ``crop``, see
-    ``data_pipeline.resize``), then (``augment``) padded, cropped and mirrored at random as
+    ``pipeline.resize``), then (``augment``) padded, cropped and mirrored at random as
     CIFAR-10 is, or scale-jittered (``scale_jitter=(MIN, MAX)``, see
-    ``data_pipeline.jitter_crop``), and preprocessed by ``preprocess_batch``. ``val_size``:
+    ``pipeline.jitter_crop``), and preprocessed by ``preprocess_batch``. ``val_size``:
     None for about 10% of trainval, or a number of images (see the module docstring). The
     images are validated first (DataError); ``skip_bad_images`` leaves the bad ones out. Works
     eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's share, as for
-    ``data_cifar10.read``."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-    image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
-    data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
+    ``cifar10.read``."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    image_size = base.IMAGE_SIZE if image_size is None else image_size
+    base.check_read_arguments(preprocess, batch_size, image_size)
     files = _split(data_dir, split, val_size, skip_bad_images)
-    return data_pipeline.file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess,
+    return pipeline.file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess,
                                        image_size, repeat, seed, shard=shard, resize_mode=resize,
                                        scale_jitter=scale_jitter, default_augment=AUGMENT)

@@ -31,14 +31,17 @@ import os
 import re
 import shutil
 
-import numpy as np
-import tensorflow as tf
 from google.protobuf import text_format
+import numpy as np
 from tensorboard.plugins import projector as tb_projector
+import tensorflow as tf
 
-import cli
-import codes
-import data_pipeline
+from common import cli
+from common import json_files
+from common.progress import Progress
+from datasets import base
+from datasets import image_files
+from inference import codes
 import model
 
 tf1 = tf.compat.v1
@@ -77,7 +80,7 @@ def sample(files, maximum):
     """The positions (sorted) of at most ``maximum`` of ``files``: those of smallest
     ``path_hash(SALT + file)`` (ties by name), the same ones whatever order the files are in."""
     ranked = sorted(range(len(files)), key=lambda i: (
-        data_pipeline.path_hash(str(files[i]), SALT), str(files[i])))
+        image_files.path_hash(str(files[i]), SALT), str(files[i])))
     return np.sort(np.array(ranked[:maximum], np.int64))
 
 
@@ -131,7 +134,7 @@ def thumbnails(source, data_dir, split, keep, labels, side, batch_size, val_size
             **(options or {})), initializable=True)
         with tf1.Session() as session:
             session.run(iterator.initializer)
-            with cli.Progress(f"{split} thumbnails", len(labels)) as progress:
+            with Progress(f"{split} thumbnails", len(labels)) as progress:
                 for batch, batch_labels in model.each_batch(session, [images, read_labels]):
                     end = seen + len(batch)
                     if end > len(labels) or np.any(batch_labels != labels[seen:end]):
@@ -141,7 +144,7 @@ def thumbnails(source, data_dir, split, keep, labels, side, batch_size, val_size
                     seen = end
                     progress.update(seen)
     if seen != len(labels):
-        raise data_pipeline.DataError(f"the {split} images of {data_dir} are not those its codes "
+        raise base.DataError(f"the {split} images of {data_dir} are not those its codes "
                                       "were made of (they changed meanwhile?); run again")
     return np.concatenate(found)
 
@@ -262,5 +265,5 @@ def write(codes_dir, manifest, split, maximum, source, data_dir, batch_size=100,
         shutil.rmtree(part, ignore_errors=True)
     record = {"split": split, "count": int(len(keep)), "of": int(len(files)), "side": side,
               "tensor_name": tensor_name, "files": made, "manifest": manifest}
-    cli.write_json(os.path.join(codes_dir, RECORD), record)
+    json_files.write_json(os.path.join(codes_dir, RECORD), record)
     return record, True

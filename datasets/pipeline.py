@@ -1,6 +1,5 @@
-"""What the data sources (``data_cifar10``, ``data_folder``, ``data_gtsrb``) share: the error
-they raise, the options they may take, batching, augmentation and preprocessing, and image
-files: checking, decoding, and the tf.data pipeline that reads them.
+"""The tf.data pipelines of the data sources: batching, augmentation and preprocessing, and the
+pipeline that reads image files.
 
 Batches are ``(images float32 [B, S, S, 3], labels int32 [B])``. Deterministic pipelines
 (``shuffle=False``) keep the last partial batch, so every image comes exactly once a pass;
@@ -12,92 +11,30 @@ per-channel CIFAR-10 mean and standard deviation), ``none`` (RGB 0..255);
 ``unprocess_batch`` is its inverse. ``scale_jitter=(MIN, MAX)`` (with ``augment``) replaces
 the padded crop: each image's shorter side is rescaled to a random S in [MIN, MAX], its aspect
 kept, then a random square of the image side is cut from it and mirrored with probability 1/2
-(``jitter_crop``, the VGG paper's scale jittering).
-
-Image files: .jpg .jpeg .png .bmp .gif (any case) decoded by ``tf.io.decode_image``, .ppm .pgm
-.pnm by Pillow through ``tf.numpy_function``, in the same tf.data map; the decoder follows the
-content, not the name (``inspect_image``). Before it is read, each file is opened with Pillow
-(``verify()``, then a full decode) by ``check_all``, in threads, the verdict remembered for its
-size and modification time in this process. ``file_pipeline`` reads files resized bilinearly
-(``resize``: ``squash`` to the square, or ``crop``, the shorter side to the square's side and the
-central square of that) and caches the decoded images of a split in memory when they fit in
-CACHE_BYTES.
+(``jitter_crop``, the VGG paper's scale jittering). ``file_pipeline`` reads image files
+(``image_files``) resized bilinearly (``resize``: ``squash`` to the square, or ``crop``, the
+shorter side to the square's side and the central square of that) and caches the decoded images
+of a split in memory when they fit in CACHE_BYTES.
 """
 
-import concurrent.futures
-import hashlib
-import io
 import os
-import stat
 
 import numpy as np
 import tensorflow as tf
 
-import cli
+from datasets.base import AUGMENTATIONS
+from datasets.base import CHANNELS
+from datasets.base import CIFAR_MEAN_RGB
+from datasets.base import CIFAR_STD_RGB
+from datasets.base import JITTER_STREAM
+from datasets.base import KEEP
+from datasets.base import PAD
+from datasets.base import check_read_arguments
+from datasets.image_files import check_files
+from datasets.image_files import decode_file
 import tools
 
-IMAGE_SIZE = 32  # the side images are resized to unless told: CIFAR-10's own
-CHANNELS = 3
-SPLITS = ("train", "val", "trainval", "test")
-PREPROCESS = ("vgg", "standardize", "none")
-RESIZE = ("squash", "crop")  # how an image of any shape becomes the network's square
-KEEP = "keep"  # (a resize mode for dense evaluation: images kept at their own size, one a batch)
-PAD = 4  # pixels of zero padding before the random crop
-AUGMENTATIONS = ("crop", "flip")  # what a reader's augment may ask for
-JITTER_STREAM = 7919  # added to the seed of the scale jitter's random stream
-
-# Per-channel mean and standard deviation of the 50,000 CIFAR-10 training images, RGB, 0..255
-# (the commonly published figures), used by preprocess="standardize".
-CIFAR_MEAN_RGB = (125.307, 122.950, 113.865)
-CIFAR_STD_RGB = (62.993, 62.089, 66.705)
-
-TF_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")  # tf.io.decode_image
-PNM_EXTENSIONS = (".ppm", ".pgm", ".pnm")  # Pillow
-IMAGE_EXTENSIONS = TF_EXTENSIONS + PNM_EXTENSIONS
 CACHE_BYTES = 1 << 30  # cache a split's decoded images (float32 S x S x 3) up to this size
-SHOW_FILES = 3  # files named in a DataError
-SKIP_FLAG = "--skip-bad-images"
-
-# Every option a source may take (its OPTIONS), each with the error of a source without it.
-OPTION_ERRORS = {"skip_bad_images": "--skip-bad-images goes with --dataset folder or gtsrb",
-                 "crop_roi": "--crop-roi goes with --dataset gtsrb"}
-
-# path -> ((size, mtime_ns), (decoder or None, reason, (width, height) or None)): what
-# inspect_image found
-_checked = {}
-_reported = set()  # what leave_out_bad printed about skipped images, not to repeat it
-
-
-class DataError(cli.UserError, ValueError):
-    """Missing or malformed data; the message names the file and what to do."""
-
-
-def check_options(allowed, **options):
-    """UsageError for the first option of OPTION_ERRORS that is set in OPTIONS but not
-    ALLOWED (a source's OPTIONS)."""
-    for name, message in OPTION_ERRORS.items():
-        if options.get(name) and name not in allowed:
-            raise cli.UsageError(message)
-
-
-def check_split(split):
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-
-
-def check_read_arguments(preprocess, batch_size, image_size, resize_mode="squash",
-                         scale_jitter=None):
-    if preprocess not in PREPROCESS:
-        raise ValueError(f"unknown preprocess {preprocess!r}; choose one of "
-                         f"{', '.join(PREPROCESS)}")
-    if resize_mode not in RESIZE + (KEEP,):
-        raise ValueError(f"unknown resize {resize_mode!r}; choose one of {', '.join(RESIZE)}")
-    if batch_size < 1 or image_size < 1:
-        raise ValueError(f"batch_size ({batch_size}) and image_size ({image_size}) must be at "
-                         "least 1")
-    if scale_jitter is not None and not image_size <= scale_jitter[0] <= scale_jitter[1]:
-        raise ValueError(f"scale_jitter {tuple(scale_jitter)} must be (MIN, MAX) with "
-                         f"image_size ({image_size}) <= MIN <= MAX")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,250 +171,14 @@ def jitter_batch(images, image_size, scale_jitter, seed):
 
 
 # ----------------------------------------------------------------------------------------------
-# Folders and file names
+# Reading image files
 # ----------------------------------------------------------------------------------------------
-
-def listdir(folder):
-    """The sorted names in FOLDER but those starting with '.'; DataError if it cannot be read."""
-    try:
-        return sorted(name for name in os.listdir(folder) if not name.startswith("."))
-    except OSError as e:
-        raise DataError(f"cannot read {folder} ({e.strerror}); check its permissions") from None
-
-
-def subfolders(folder):
-    return [name for name in listdir(folder) if os.path.isdir(os.path.join(folder, name))]
-
-
-def is_image_file(name):
-    """Whether a file name has the extension of an image the folder reader takes."""
-    name = os.path.basename(name)
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
-def few(items):
-    """The first SHOW_FILES of ITEMS, comma-separated, and how many more there are."""
-    shown = ", ".join(items[:SHOW_FILES])
-    return shown + (f" and {len(items) - SHOW_FILES} more" if len(items) > SHOW_FILES else "")
-
-
-def image_files(paths):
-    """The image files of ``paths``: files as given, folders as every image under them in
-    sorted order; UsageError for a path that is neither, or a folder without images."""
-    found = []
-    for path in paths:
-        if os.path.isfile(path):
-            found.append(path)
-        elif os.path.isdir(path):
-            inside = []
-            for folder, dirs, names in os.walk(path):
-                dirs.sort()
-                inside += [os.path.join(folder, n) for n in sorted(names)
-                           if is_image_file(n)]
-            if not inside:
-                raise cli.UsageError(f"{path}: a folder without images (JPEG, PNG, BMP, GIF, "
-                                     "PPM, PGM); give image files or folders of them")
-            found += inside
-        else:
-            raise cli.UsageError(f"{path}: no such file or folder")
-    return found
-
-
-def path_hash(rel_path, salt=""):
-    """The split hash of a path relative to DATA_DIR: the first 8 bytes of SHA-1(SALT + path
-    with '/' separators, as UTF-8) as a big-endian integer."""
-    text = (salt + rel_path.replace(os.sep, "/")).encode("utf-8", "surrogateescape")
-    return int.from_bytes(hashlib.sha1(text, usedforsecurity=False).digest()[:8], "big")
-
-
-# ----------------------------------------------------------------------------------------------
-# Checking image files
-# ----------------------------------------------------------------------------------------------
-
-def _pillow_rgb(image):
-    """A Pillow image as uint8 RGB HWC; 16-bit grey (mode I, 0..65535) scaled to 0..255."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        grey = np.clip(np.round(np.asarray(image, np.float64) * (255 / 65535)), 0, 255)
-        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
-    return np.asarray(image.convert("RGB"), np.uint8)
-
-
-def image_rgb(path):
-    """The image file at ``path`` as uint8 RGB [H, W, 3], decoded by Pillow (for pictures of
-    it: explain.py's overlays)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return _pillow_rgb(image)
-
-
-def inspect_image(path):
-    """(decoder, None, (width, height)) for an image Pillow reads whole, where decoder is "tf"
-    when tf.io.decode_image decodes it the same way and "pillow" else; (None, reason, None) if
-    it is bad."""
-    from PIL import Image
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or a device would never end
-            return None, "not a regular file", None
-        with Image.open(path) as image:
-            fmt, size = image.format, image.size
-            image.verify()  # checksums, where the format has them
-        with Image.open(path) as image:  # verify() leaves the image unusable
-            if fmt == "JPEG":  # decode at 1/8 scale: still reads all of the data
-                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-            image.load()
-    except OSError as e:
-        if e.strerror:  # cannot read the file at all
-            return None, f"cannot be read: {e.strerror}", None
-        return None, _reason(e), None
-    except Exception as e:  # Pillow raises many kinds on corrupt data
-        return None, _reason(e), None
-    tf_decodes = fmt in ("JPEG", "PNG", "GIF") or (fmt == "BMP" and _tf_decodes_bmp(path))
-    return ("tf" if tf_decodes else "pillow"), None, size
-
-
-def _tf_decodes_bmp(path):
-    """Whether tf.io.decode_bmp decodes this BMP as Pillow does: it takes the bytes of each
-    pixel as its channels, so only uncompressed 24- and 32-bit files (16 bits a pixel would be
-    2 channels, 8 bits palette indices); Pillow decodes the others."""
-    with open(path, "rb") as f:
-        head = f.read(34)
-    if len(head) < 34 or int.from_bytes(head[14:18], "little") < 40:  # an OS/2 header
-        return False
-    bits, compression = int.from_bytes(head[28:30], "little"), int.from_bytes(head[30:34],
-                                                                               "little")
-    return bits in (24, 32) and compression == 0  # (bit fields: Pillow reads the masks)
-
-
-def _reason(error):
-    from PIL import UnidentifiedImageError
-
-    if isinstance(error, UnidentifiedImageError):
-        return "not an image Pillow can read"
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"corrupt: {text[:80]}"
-
-
-def check_all(paths, sizes=False):
-    """(decoder, reason) of each path (see ``inspect_image``), remembered for its size and
-    modification time; new files are opened in threads (Pillow decodes without holding the
-    GIL). ``sizes``: (decoder, reason, (width, height) or None) for each path instead."""
-    paths = [os.path.abspath(path) for path in paths]
-    stamps, todo = {}, []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            stamps[path] = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamps[path] = None
-        known = _checked.get(path)
-        if stamps[path] is None or known is None or known[0] != stamps[path]:
-            todo.append(path)
-    workers = min(8, os.cpu_count() or 1)
-    if len(todo) > 64 and workers > 1:
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(inspect_image, todo))
-    else:
-        results = [inspect_image(path) for path in todo]
-    for path, result in zip(todo, results):
-        if stamps[path] is not None:
-            _checked[path] = (stamps[path], result)
-        else:
-            _checked.pop(path, None)
-    found = dict(zip(todo, results))
-    results = [found[p] if p in found else _checked[p][1] for p in paths]
-    return results if sizes else [result[:2] for result in results]
-
-
-def say_once(key, text):
-    """Print TEXT unless KEY was said before in this process (lines about a data set that
-    train, val and trainval would each repeat)."""
-    if key not in _reported:
-        _reported.add(key)
-        print(text)
-
-
-def remembered(cache, path, load, fix=""):
-    """``load(path)`` of the file at PATH (absolute), kept in CACHE ({path: (stamp, value)})
-    for the file's size and modification time, so a file is read once a process while it stays
-    as it is; DataError naming it (and FIX, what to do) when it cannot be read."""
-    path = os.path.abspath(path)
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise DataError(f"cannot read {path} ({e.strerror})" + (f"; {fix}" if fix else "")) \
-            from None
-    stamp = (st.st_size, st.st_mtime_ns)
-    known = cache.get(path)
-    if known is not None and known[0] == stamp:
-        return known[1]
-    value = load(path)
-    cache[path] = (stamp, value)
-    return value
-
-
-def leave_out_bad(bad, count, root, which, skip_bad_images):
-    """BAD ("path (reason)") of the COUNT images of ROOT: a DataError naming them, or with
-    ``skip_bad_images`` a line saying they are left out (once a process)."""
-    if bad and not skip_bad_images:
-        raise DataError(f"{len(bad)} of the {count} {which} images in {root} are unreadable "
-                        f"or corrupt: {few(bad)}; fix or remove them, or pass {SKIP_FLAG} to "
-                        "leave them out")
-    if bad:
-        key = (os.path.abspath(root), which, tuple(bad))
-        if key not in _reported:  # once for train, val and trainval
-            _reported.add(key)
-            print(f"{SKIP_FLAG}: leaving out {len(bad)} of the {count} {which} images in "
-                  f"{root} (unreadable or corrupt): {few(bad)}")
-
-
-def check_files(paths):
-    """``[(path, decoder)]`` for image files, each opened and decoded once first (decoder:
-    "tf" or "pillow", see ``decode_file``); DataError naming the bad ones (the first few, and
-    how many more) otherwise."""
-    results = check_all(paths)
-    bad = [f"{path} ({reason})" for path, (decoder, reason) in zip(paths, results)
-           if decoder is None]
-    if bad:
-        raise DataError(f"{len(bad)} of the {len(paths)} images cannot be used: {few(bad)}; "
-                        "remove or replace them")
-    return [(path, decoder) for path, (decoder, _) in zip(paths, results)]
-
-
-# ----------------------------------------------------------------------------------------------
-# Decoding and reading image files
-# ----------------------------------------------------------------------------------------------
-
-def _pillow_decode(data):
-    """Encoded image bytes -> uint8 RGB HWC, by Pillow (in tf.numpy_function)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return _pillow_rgb(image)
-
-
-def decode_file(data, by_pillow):
-    """Encoded image bytes (a string tensor) -> uint8 [H, W, 3] RGB. BY_PILLOW: a Python bool
-    (one decoder) or a boolean tensor (both, chosen per image with tf.cond)."""
-    def pillow():
-        image = tf.numpy_function(_pillow_decode, [data], tf.uint8, stateful=False)
-        image.set_shape([None, None, CHANNELS])
-        return image
-
-    def tensorflow():
-        return tf.io.decode_image(data, channels=CHANNELS, expand_animations=False)
-
-    if isinstance(by_pillow, bool):
-        return pillow() if by_pillow else tensorflow()
-    return tf.cond(by_pillow, pillow, tensorflow)
-
 
 def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squash"):
     """A tf.data.Dataset of image batches (float32 [B, S, S, 3]) from image files of any
     format and size the folder reader takes, in the given order, the last batch partial: each
     decoded, resized (``resize_mode``, see ``resize``) and preprocessed exactly as
-    ``data_folder.read`` does for evaluation. The files are checked first (``check_files``)."""
+    ``image_folder.read`` does for evaluation. The files are checked first (``check_files``)."""
     check_read_arguments(preprocess, batch_size, image_size, resize_mode)
     checked = check_files(paths)
     data = tf.data.Dataset.from_tensor_slices((
@@ -505,7 +206,7 @@ def fixed_parallelism(data):
 
 def file_pipeline(data_dir, files, batch_size, shuffle, augment, preprocess, image_size, repeat,
                   seed, boxes=None, shard=None, **sizing):
-    """``data_folder.read``'s pipeline over FILES, [(path relative to DATA_DIR, label,
+    """``image_folder.read``'s pipeline over FILES, [(path relative to DATA_DIR, label,
     decoder)]: each file read, decoded, cut to its box when BOXES ([N, 4] int: x1, y1, x2, y2,
     the last column and row included) are given; then ``pipeline`` (``sizing``: its
     ``resize_mode``, ``scale_jitter``, ``default_augment`` and ``mirrors``)."""
@@ -540,7 +241,7 @@ def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_
              default_augment=AUGMENTATIONS, mirrors=None):
     """The batches of the TOTAL elements of DATA, each made an (image uint8 [H, W, 3] RGB,
     label int32) by LOAD, then resized (``resize_mode``): cached when they fit in CACHE_BYTES,
-    shuffled, repeated, batched, augmented and preprocessed as ``data_folder.read`` documents.
+    shuffled, repeated, batched, augmented and preprocessed as ``image_folder.read`` documents.
     ``augment``: see ``augmentations`` (True: ``default_augment``, the source's); its flips
     keep the labels true by ``mirrors`` (see ``augment_batch``; None: every class is its own
     mirror). With augmentation and ``scale_jitter`` (MIN, MAX) images are cached with their

@@ -16,7 +16,6 @@ import argparse
 import atexit
 import contextlib
 import faulthandler
-import json
 import math
 import os
 import re
@@ -24,7 +23,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 
 
 class UserError(Exception):
@@ -397,80 +395,3 @@ def default(name):
     """The default of a flag, e.g. ``default("weight-decay")``: programs that run a training
     step of their own (benchmark.py) take the recipe from here, not from literals."""
     return FLAGS[name]["default"]
-
-
-# ----------------------------------------------------------------------------------------------
-# JSON files
-# ----------------------------------------------------------------------------------------------
-
-def read_json(path):
-    """The JSON in ``path``, or None when there is no such file; UsageError when unreadable."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path} cannot be read ({e}); restore it, or use another "
-                         "--log-dir") from None
-
-
-def write_json(path, data):
-    """Write ``data`` to ``path`` through a temporary file, so a reader never sees half of it."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------------------------
-# Progress of long work
-# ----------------------------------------------------------------------------------------------
-
-def say(text, stream=None):
-    """Print a line of a program's own; on a terminal through tqdm, so that a live bar stays
-    below it."""
-    stream = stream or sys.stdout
-    if stream.isatty():
-        import tqdm
-        tqdm.tqdm.write(text, file=stream)
-    else:
-        print(text, file=stream, flush=True)
-
-
-class Progress:
-    """Progress over ``total`` images: a live bar (tqdm) when ``stream`` (default stdout) is a
-    terminal, a plain line every tenth of the way otherwise (a log file)."""
-
-    def __init__(self, what, total, stream=None):
-        self.what, self.total, self.start = what, total, time.time()
-        self.stream = stream or sys.stdout
-        self.shown, self.bar = -1, None
-        if self.stream.isatty():
-            import tqdm
-            self.bar = tqdm.tqdm(total=total, desc=what, unit="images", file=self.stream,
-                                 dynamic_ncols=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def update(self, done):
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
-            if done >= self.total:
-                self.close()
-            return
-        rate = done / max(time.time() - self.start, 1e-9)
-        left = (self.total - done) / max(rate, 1e-9)
-        if 10 * done // max(self.total, 1) > self.shown:
-            self.shown = 10 * done // max(self.total, 1)
-            print(f"{self.what}: {done}/{self.total} images  {rate:.0f} images/s  "
-                  f"{int(left) // 60}:{int(left) % 60:02d} left", flush=True, file=self.stream)

@@ -10,10 +10,11 @@ import time
 
 import tensorflow as tf
 
+from common.json_files import write_json
+from common.progress import say
 import model
-import runs
-import summaries
-from cli import say, write_json
+from training import runs
+from training import summaries
 
 tf1 = tf.compat.v1
 

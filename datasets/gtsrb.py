@@ -26,7 +26,7 @@ Class names of the first two layouts are the 43 official sign names in signnames
 pictures of one physical sign in a row, near copies of each other, so ``val`` holds out whole
 tracks (an image and its neighbour in a track on both sides would flatter the val accuracy).
 The track key is "<class folder>/TTTTT" (a file named otherwise is a track of its own); with
-``val_size=None`` val is the tracks with h("val:" + key) % 100 < 10 (``data_folder.VAL_PERCENT``,
+``val_size=None`` val is the tracks with h("val:" + key) % 100 < 10 (``image_folder.VAL_PERCENT``,
 about a tenth of the images), so a track stays on its side whatever is added; with ``val_size`` N
 the tracks in order of that hash until at least N images (adding tracks may then move some out
 of val).
@@ -42,8 +42,10 @@ import typing
 import numpy as np
 import tensorflow as tf
 
-import data_folder
-import data_pipeline
+from datasets import base
+from datasets import image_files
+from datasets import image_folder
+from datasets import pipeline
 import weights
 
 NAME = "gtsrb"
@@ -77,7 +79,7 @@ PICKLES = {"train": "train.p", "val": "valid.p", "test": "test.p"}
 ROI_FLAG = "--crop-roi"
 _TRACK_NAME = re.compile(r"(\d+)_\d+")  # a training image's name without extension: track_picture
 
-DataError = data_pipeline.DataError
+DataError = base.DataError
 
 _pickles = {}  # absolute path -> ((size, mtime_ns), (features, labels)) of a checked pickle
 
@@ -86,7 +88,7 @@ class GtsrbLayout(typing.NamedTuple):
     """Which of the three GTSRB layouts DATA_DIR holds."""
     kind: str  # "official", "pickles" or "folders"
     root: str  # official: the folder of Final_Training/ and Final_Test/; else DATA_DIR
-    folders: typing.Optional[data_folder.FolderLayout]  # "folders": where the class folders are
+    folders: typing.Optional[image_folder.FolderLayout]  # "folders": where the class folders are
 
 
 class SignImage(typing.NamedTuple):
@@ -118,9 +120,9 @@ def gtsrb_layout(data_dir):
             return GtsrbLayout("official", root, None)
     if os.path.lexists(os.path.join(data_dir, PICKLES["train"])):
         return GtsrbLayout("pickles", data_dir, None)
-    if not data_pipeline.subfolders(data_dir):
+    if not image_files.subfolders(data_dir):
         raise DataError(f"{data_dir} holds no GTSRB images; {_help()}")
-    folders = data_folder.folder_layout(data_dir)
+    folders = image_folder.folder_layout(data_dir)
     if folders.val_root:
         raise DataError(f"{folders.val_root}: GTSRB's val holds out whole tracks of train/, so "
                         "a validation folder is not read; use --dataset folder to take it as "
@@ -260,7 +262,7 @@ def _official_pool(layout, data_dir, split):
         raise DataError(f"{images_dir} does not exist: the {split} split is "
                         "Final_Training/Images/<class>/ of GTSRB_Final_Training_Images.zip; "
                         f"extract it into {layout.root}")
-    classes = data_pipeline.subfolders(images_dir)
+    classes = image_files.subfolders(images_dir)
     if not classes:
         raise DataError(f"{images_dir} holds no class folders (000NN/ with GT-000NN.csv); "
                         "extract GTSRB_Final_Training_Images.zip again")
@@ -275,7 +277,7 @@ def _official_pool(layout, data_dir, split):
                    for name, size, box, class_id in _read_gt_csv(table)]
     if no_csv:
         raise DataError(f"{len(no_csv)} class folders of {images_dir} lack their ground-truth "
-                        f"CSV: {data_pipeline.few(no_csv)} are missing; extract "
+                        f"CSV: {base.few(no_csv)} are missing; extract "
                         "GTSRB_Final_Training_Images.zip again, or remove those folders")
     return images_dir, sorted(images, key=lambda image: image.path)
 
@@ -283,7 +285,7 @@ def _official_pool(layout, data_dir, split):
 def _folders_pool(layout, data_dir, split):
     """(folder of the class folders, [SignImage] sorted by path) that SPLIT draws from in the
     class-folder layout: test/ for test (DataError without it), else train/ or DATA_DIR."""
-    folders, files, test_files = data_folder.layout_files(data_dir)
+    folders, files, test_files = image_folder.layout_files(data_dir)
     if split == "test":
         if test_files is None:
             raise DataError(f"{data_dir} has no test split: with class folders it is "
@@ -324,12 +326,12 @@ def _files(data_dir, split, crop_roi, skip_bad_images):
     the test images; the others: all training images), each opened and decoded once (and
     with ``crop_roi`` its size and ROI checked against its CSV); bad ones named in a DataError
     or, with ``skip_bad_images``, left out."""
-    data_pipeline.check_split(split)
+    base.check_split(split)
     layout = gtsrb_layout(data_dir)
     _no_roi(layout, data_dir, crop_roi)
     pool_of = _official_pool if layout.kind == "official" else _folders_pool
     root, pool = pool_of(layout, data_dir, split)
-    results = data_pipeline.check_all([os.path.join(data_dir, image.path) for image in pool],
+    results = image_files.check_all([os.path.join(data_dir, image.path) for image in pool],
                                       sizes=True)
     bad, good = [], []
     for image, (decoder, reason, size) in zip(pool, results):
@@ -340,7 +342,7 @@ def _files(data_dir, split, crop_roi, skip_bad_images):
         else:
             good.append(image._replace(decoder=decoder))
     which = "test" if split == "test" else "trainval"
-    data_pipeline.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
+    image_files.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
     if not good:
         raise DataError(f"the {which} split of {data_dir} holds no images; add images")
     return good
@@ -356,13 +358,13 @@ def _split(data_dir, split, val_size, crop_roi, skip_bad_images):
     for image in images:
         sizes[image.track] = sizes.get(image.track, 0) + 1
     if val_size is None:
-        percent = data_folder.VAL_PERCENT
-        in_val = {t for t in sizes if data_pipeline.path_hash(t, "val:") % 100 < percent}
+        percent = image_folder.VAL_PERCENT
+        in_val = {t for t in sizes if image_files.path_hash(t, "val:") % 100 < percent}
         how = f"about {percent}% of {len(sizes)} tracks by hash; pass a --val-size"
     else:
-        data_folder.check_val_size(val_size, len(images), data_dir)
+        image_folder.check_val_size(val_size, len(images), data_dir)
         in_val, taken = set(), 0
-        for _, track in sorted((data_pipeline.path_hash(t, "val:"), t) for t in sizes):
+        for _, track in sorted((image_files.path_hash(t, "val:"), t) for t in sizes):
             if taken >= val_size:
                 break
             in_val.add(track)
@@ -384,7 +386,7 @@ def _load_pickle(path):
     """(features uint8 [N, H, W, 3], labels int32 [N]) of a GTSRB pickle, unpickled by the
     weights reader's allow-list (nothing but NumPy arrays and plain containers) and checked;
     remembered for the file's size and modification time. DataError naming the file."""
-    return data_pipeline.remembered(_pickles, path, _read_pickle)
+    return image_files.remembered(_pickles, path, _read_pickle)
 
 
 def _read_pickle(path):
@@ -408,7 +410,7 @@ def _read_pickle(path):
                         "'labels'; this is not a GTSRB pickle")
     features, labels = content["features"], content["labels"]
     if not (isinstance(features, np.ndarray) and features.dtype == np.uint8
-            and features.ndim == 4 and features.shape[3] == data_pipeline.CHANNELS
+            and features.ndim == 4 and features.shape[3] == base.CHANNELS
             and features.size):
         raise DataError(f"{path}: 'features' is {_describe(features)}, not uint8 RGB images "
                         "[N, height, width, 3]")
@@ -426,7 +428,7 @@ def _read_pickle(path):
 def _pickle_parts(data_dir, split, val_size):
     """[(file name, features, labels)] of a split of the pickle layout: train.p, valid.p, both
     (trainval; train.p alone without valid.p) or test.p."""
-    data_pipeline.check_split(split)
+    base.check_split(split)
     if split in ("train", "val") and val_size is not None:
         raise DataError(f"--val-size {val_size}: with the pickles of {data_dir} the validation "
                         f"images are {PICKLES['val']}; leave --val-size out (or pass 0 to train "
@@ -510,15 +512,15 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
          crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
     """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split of
     GTSRB in any of its three layouts, batched, shuffled, augmented and preprocessed exactly as
-    ``data_folder.read`` does; image files decoded as the folder source decodes them
+    ``image_folder.read`` does; image files decoded as the folder source decodes them
     (``crop_roi``: each first cut to its ROI), pickled images taken from their arrays; all
     resized bilinearly to ``image_size`` (default 32; ``resize`` and ``scale_jitter`` as for
-    ``data_folder.read``). ``val_size``: None for about a tenth of
+    ``image_folder.read``). ``val_size``: None for about a tenth of
     the tracks, or a number of images (whole tracks up to at least that many); must be None
     with pickles, whose val is valid.p. Validated first (DataError). Works eagerly and in a
-    ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``data_cifar10.read``."""
-    image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
-    data_pipeline.check_read_arguments(preprocess, batch_size, image_size)
+    ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``cifar10.read``."""
+    image_size = base.IMAGE_SIZE if image_size is None else image_size
+    base.check_read_arguments(preprocess, batch_size, image_size)
     layout = gtsrb_layout(data_dir)
     options = (batch_size, shuffle, augment, preprocess, image_size, repeat, seed)
     sizing = dict(resize_mode=resize, scale_jitter=scale_jitter, default_augment=AUGMENT,
@@ -527,7 +529,7 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         images = _split(data_dir, split, val_size, crop_roi, skip_bad_images)
         files = [(image.path, image.label, image.decoder) for image in images]
         boxes = [image.box for image in images] if crop_roi else None
-        return data_pipeline.file_pipeline(data_dir, files, *options, boxes=boxes, shard=shard,
+        return pipeline.file_pipeline(data_dir, files, *options, boxes=boxes, shard=shard,
                                            **sizing)
     _no_roi(layout, data_dir, crop_roi)
     parts = _pickle_parts(data_dir, split, val_size)
@@ -544,4 +546,4 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         image.set_shape(features.shape[1:])
         return image, item["label"]
 
-    return data_pipeline.pipeline(data, load, len(labels), *options, shard, **sizing)
+    return pipeline.pipeline(data, load, len(labels), *options, shard, **sizing)

@@ -3,7 +3,7 @@ network trains on them) or the codes extract_codes.py cached (``Codes``: a head 
 the network below it fixed). train_and_val.py asks ``select(args)`` for one and never looks at
 which it got.
 
-    data = train_inputs.select(args)             # prepares the data, fills args.num_classes ...
+    data = inputs.select(args)             # prepares the data, fills args.num_classes ...
     images, labels = data.train_batches(args, config, shard=None, seed=0)
     trainable = data.trainable_layers(args)
     val_images, val_labels, iterator = data.val_batches(args, config)
@@ -19,13 +19,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import cli
-import codes
-import data_pipeline
+from common import cli
+from common import json_files
+from datasets import base
+from inference import codes
 import input_data
 import model
 import nets
-import runs
+from training import runs
 
 tf1 = tf.compat.v1
 
@@ -246,7 +247,7 @@ def class_weights(given, counts, names):
     if given == "balanced":
         return [sum(counts) / (len(counts) * c) if c else 0.0 for c in counts]
     try:
-        table = cli.read_json(given)
+        table = json_files.read_json(given)
     except cli.UsageError:
         raise cli.UsageError(f"--class-weights {given}: not readable JSON; give 'balanced' or "
                              "a JSON file {class name: weight}") from None
@@ -261,5 +262,5 @@ def class_weights(given, counts, names):
     unknown = [name for name in table if name not in names]
     if unknown:
         raise cli.UsageError(f"--class-weights {given}: {', '.join(map(str, unknown[:3]))} "
-                             f"not among the classes ({data_pipeline.few(list(names))})")
+                             f"not among the classes ({base.few(list(names))})")
     return [float(table.get(name, 1.0)) for name in names]

@@ -18,9 +18,12 @@ import time
 
 import tensorflow as tf
 
-from cli import UsageError, read_json
+from common.cli import UsageError
+from common.json_files import read_json
+from model import HEADS
+from model import MODEL_DEFAULTS
+from model import MODEL_KEYS
 import nets
-from model import HEADS, MODEL_DEFAULTS, MODEL_KEYS
 
 tf1 = tf.compat.v1
 

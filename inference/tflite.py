@@ -26,7 +26,9 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-import cli
+from common import cli
+from common import json_files
+from common.progress import Progress
 import input_data
 import model
 import nets
@@ -90,7 +92,7 @@ def calibration_images(run_config, classifier, count, data_dir=None, batch_size=
         pixels = to_uint8(images, config)
         session.run(iterator.initializer)
         found, total = [], 0
-        with cli.Progress("calibration", count) as progress:
+        with Progress("calibration", count) as progress:
             for batch in model.each_batch(session, pixels):
                 found.append(batch[:count - total])
                 total += len(found[-1])
@@ -120,7 +122,7 @@ def predict_files(lite, files, batch_size, resize=None, stream=None):
         batch = to_uint8(tf1.data.make_one_shot_iterator(
             input_data.fixed_parallelism(data)).get_next())
         columns = []
-        with cli.Progress("predict", len(files), stream) if len(files) > batch_size \
+        with Progress("predict", len(files), stream) if len(files) > batch_size \
                 else contextlib.nullcontext() as progress:
             for pixels in model.each_batch(session, batch):
                 columns.append(lite.run(pixels))
@@ -214,7 +216,7 @@ def load(path, flag="--model", threads=None):
     if classes != {len(names)}:
         raise cli.UsageError(f"{flag} {found} gives {'/'.join(map(str, sorted(classes)))} "
                              f"classes, but {names_file} names {len(names)}")
-    info = cli.read_json(os.path.join(folder, INFO_FILE)) or {}
+    info = json_files.read_json(os.path.join(folder, INFO_FILE)) or {}
     return Lite(found, interpreter, int(shape[1]), names, info)
 
 
@@ -263,7 +265,7 @@ def newest_exports(out):
     for version in versions:
         folder = os.path.join(out, str(version))
         kind = "savedmodel" if os.path.isfile(os.path.join(folder, "saved_model.pb")) else \
-            (cli.read_json(os.path.join(folder, INFO_FILE)) or {}).get("format")
+            (json_files.read_json(os.path.join(folder, INFO_FILE)) or {}).get("format")
         found.setdefault(kind, folder)
     for kind in ("savedmodel",) + FORMATS:
         if kind not in found:

@@ -28,7 +28,8 @@ import urllib.error
 import numpy as np
 import tensorflow as tf
 
-import data_pipeline
+from datasets import base
+from datasets import pipeline
 
 NAME = "cifar10"
 OPTIONS = ()
@@ -42,7 +43,7 @@ BATCHES_DIR = "cifar-10-batches-bin"
 META_FILE = "batches.meta.txt"
 
 IMAGE_SIZE = 32
-CHANNELS = data_pipeline.CHANNELS
+CHANNELS = base.CHANNELS
 LABEL_BYTES = 1
 IMAGE_BYTES = IMAGE_SIZE * IMAGE_SIZE * CHANNELS
 RECORD_BYTES = LABEL_BYTES + IMAGE_BYTES
@@ -56,7 +57,7 @@ TRAIN_EXAMPLES = 50000  # all five data batches (the trainval split)
 TEST_EXAMPLES = 10000
 VAL_EXAMPLES = 5000  # val_size when None is given, taken out of TRAIN_EXAMPLES
 
-DataError = data_pipeline.DataError
+DataError = base.DataError
 
 
 def batches_dir(data_dir):
@@ -86,7 +87,7 @@ def _md5(path):
 
 def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):
     """``maybe_download``: the batches folder of DATA_DIR, downloaded there when missing."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return maybe_download(data_dir)
 
 
@@ -171,8 +172,8 @@ def _download(data_dir, url, md5):
 def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
     """Check the files a split needs before any TensorFlow runs: present, a whole non-zero
     number of records, every label in 0..9. Returns their paths; raises DataError."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-    data_pipeline.check_split(split)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_split(split)
     folder = batches_dir(data_dir)
     if not os.path.isdir(folder):
         raise DataError(f"no CIFAR-10 in {data_dir}: {folder} does not exist; run python "
@@ -223,7 +224,7 @@ def _val_size(val_size, total):
 def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """How many images a split has (after validating its files); ``val_size`` None is
     VAL_EXAMPLES."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     total = _record_count(validate(data_dir, split))
     if split in ("train", "val"):
         val_size = _val_size(val_size, total)
@@ -234,7 +235,7 @@ def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_ima
 def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """``file.bin:index`` of every record of a split, in the order ``read`` reads them without
     shuffling."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     names = [f"{os.path.basename(path)}:{index}" for path in validate(data_dir, split)
              for index in range(os.path.getsize(path) // RECORD_BYTES)]
     if split in ("train", "val"):
@@ -245,7 +246,7 @@ def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_imag
 
 def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
     """How many records of each class (in label order) a split has, from the label bytes."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     labels = np.concatenate([np.fromfile(path, np.uint8)[::RECORD_BYTES]
                              for path in validate(data_dir, split)])
     if split in ("train", "val"):
@@ -256,7 +257,7 @@ def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_ima
 
 def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
     """The names in batches.meta.txt when it is there and lists ten, else CLASS_NAMES."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     path = os.path.join(batches_dir(data_dir), META_FILE)
     if os.path.isfile(path):
         try:
@@ -272,19 +273,19 @@ def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
 
 def num_classes(data_dir, *, crop_roi=False, skip_bad_images=False):
     """NUM_CLASSES, whatever DATA_DIR holds."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return NUM_CLASSES
 
 
 def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
     """A tenth of the training records: 5,000 of the full 50,000, fewer for a smaller set."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return max(1, _record_count(validate(data_dir, "trainval")) // 10)
 
 
 def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
     """None: a mirrored CIFAR-10 image keeps its class."""
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     return None
 
 
@@ -313,10 +314,10 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
     validated first (DataError); nothing is downloaded. ``shard=(count, index)`` keeps every
     count-th record from the index-th: one worker's share.
     """
-    data_pipeline.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
     image_size = IMAGE_SIZE if image_size is None else image_size
-    data_pipeline.check_read_arguments(preprocess, batch_size, image_size, resize, scale_jitter)
-    modes = data_pipeline.augmentations(augment, AUGMENT)
+    base.check_read_arguments(preprocess, batch_size, image_size, resize, scale_jitter)
+    modes = pipeline.augmentations(augment, AUGMENT)
     jitter = scale_jitter if modes else None
     paths = validate(data_dir, split)
     total = _record_count(paths)
@@ -335,21 +336,21 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
-    data = data_pipeline.batches(data, batch_size, shuffle, bool(modes), seed)
+    data = pipeline.batches(data, batch_size, shuffle, bool(modes), seed)
 
     def transform(records, batch_seed=None):
         images, labels = decode(records)
         if jitter:  # (its own seed, apart from the flips')
             jitter_seed, batch_seed = tf.unstack(tf.random.split(batch_seed, 2))
-            images = data_pipeline.jitter_batch(images, image_size, jitter, jitter_seed)
+            images = pipeline.jitter_batch(images, image_size, jitter, jitter_seed)
         if modes:
-            images, labels = data_pipeline.augment_batch(
+            images, labels = pipeline.augment_batch(
                 images, batch_seed, labels, crop="crop" in modes and not jitter,
                 flip="flip" in modes)
         images = tf.cast(images, tf.float32)
         if image_size != images.shape[1]:
-            images = data_pipeline.resize(images, image_size, resize)
-        return data_pipeline.preprocess_batch(images, preprocess), labels
+            images = pipeline.resize(images, image_size, resize)
+        return pipeline.preprocess_batch(images, preprocess), labels
 
     data = data.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)

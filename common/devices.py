@@ -6,9 +6,11 @@ with bfloat16 instructions, fp16 on GPUs) and XLA, and the device of the input p
     tower_devices = devices.towers(2, "gpu")        # UsageError without two GPUs
 """
 
+import numpy as np
 import tensorflow as tf
 
-from cli import PRECISIONS, UsageError
+from common.cli import PRECISIONS
+from common.cli import UsageError
 
 tf1 = tf.compat.v1
 
@@ -94,3 +96,35 @@ def towers(count, kind="gpu"):
                              + (f"ask for at most {found}, " if found else "")
                              + "or add --tower-device cpu to run the towers on CPU devices")
     return [f"/{kind}:{i}" for i in range(count)]
+
+
+def check_fits(var_list, images, end_points, batch_size, what):
+    """UsageError, before anything runs, when the training step cannot fit in the machine's
+    memory: the variables (with their optimizer slots) and their gradients, and per image the
+    input batches in flight and every layer's output, kept for the backward pass and its
+    gradient. A rough floor of what TensorFlow needs, so a run that passes may still not fit;
+    one that fails would be killed by the machine (or fail in TensorFlow) partway. ``var_list``:
+    the trained variables; ``images``: the input batch; ``end_points``: every layer's output;
+    ``what``: the network and batch, as the message names them."""
+    available = available_memory()
+    if available is None:
+        return
+
+    def size(shape):  # (a dimension not known when the graph is built counts as 1)
+        return int(np.prod([d if d is not None else 1 for d in shape.as_list()] or [1]))
+
+    variables = sum(size(v.shape) for v in tf1.global_variables())
+    trained = sum(size(v.shape) for v in var_list)
+    fixed = 4 * (variables + trained)
+    per_image = 4 * (3 * size(images.shape[1:]) + 2 * sum(
+        size(t.shape[1:]) for t in end_points.values()))
+    need = fixed + per_image * batch_size
+    if need <= available:
+        return
+    gib = 1 << 30
+    fits = (available - fixed) // per_image
+    advice = (f"--batch-size {fits} or less would" if fits >= 1 else
+              "no batch size would: the variables alone take " f"{fixed / gib:.1f} GiB; a "
+              "smaller network (--fc-size, --image-size, --arch) might")
+    raise UsageError(f"{what} needs at least {need / gib:.1f} GiB of memory and this machine "
+                     f"has {available / gib:.1f} GiB free: {advice}")

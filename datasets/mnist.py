@@ -49,7 +49,9 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-import data_pipeline
+from datasets import base
+from datasets import image_files
+from datasets import pipeline
 
 TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -59,7 +61,7 @@ PARTIAL = ".part"  # our download of NAME is NAME.part until its size and MD5 ma
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 ROWS = COLS = 28
-CHANNELS = data_pipeline.CHANNELS
+CHANNELS = base.CHANNELS
 NUM_CLASSES = 10
 READ_CHUNK = 1 << 20
 
@@ -82,7 +84,7 @@ FASHION_BYTES = {"train-images-idx3-ubyte.gz": 26421880, "train-labels-idx1-ubyt
 FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot")
 
-DataError = data_pipeline.DataError
+DataError = base.DataError
 
 _parsed = {}  # absolute path -> ((size, mtime_ns), uint8 array): what _parse found
 
@@ -169,7 +171,7 @@ def parse(path, kind, fix):
     """The uint8 array of the IDX file at PATH (gzip when its name ends in .gz) of KIND:
     images [N, 28, 28] or labels [N] (checked to be 0..9); remembered for the file's size and
     modification time. DataError naming the file and ending in FIX (what to do)."""
-    return data_pipeline.remembered(_parsed, path, lambda p: _parse_file(p, kind, fix), fix)
+    return image_files.remembered(_parsed, path, lambda p: _parse_file(p, kind, fix), fix)
 
 
 def _parse_file(path, kind, fix):
@@ -214,7 +216,7 @@ class IdxSource:
         self._mirrored = mirrored  # whether a mirrored image keeps its class (else: no class)
 
     def __repr__(self):
-        return f"<data_mnist source {self.NAME}>"
+        return f"<datasets.mnist source {self.NAME}>"
 
     def _fix(self, *names):
         """What to do about bad files NAMES: put the official ones in their place."""
@@ -223,7 +225,7 @@ class IdxSource:
         return (f"replace them with {self.TITLE}'s {' and '.join(names)} (from {self.URL})")
 
     def _check(self, **options):
-        data_pipeline.check_options(self.OPTIONS, **options)
+        base.check_options(self.OPTIONS, **options)
 
     # ------------------------------------------------------------------------------------------
     # Download
@@ -336,7 +338,7 @@ class IdxSource:
     def _arrays(self, data_dir, split):
         """(images file, labels file, images uint8 [N, 28, 28], labels uint8 [N]) a split draws
         from: the train files, or t10k for test; each checked (DataError)."""
-        data_pipeline.check_split(split)
+        base.check_split(split)
         if not os.path.isdir(data_dir):
             what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
             raise DataError(f"no {self.TITLE} in {data_dir}: it {what}; run train_and_val.py "
@@ -426,14 +428,14 @@ class IdxSource:
              crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
         """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split:
         the grey images in all three channels, resized bilinearly to ``image_size`` (None: 32),
-        then batched, shuffled, augmented and preprocessed as ``data_cifar10.read`` documents
+        then batched, shuffled, augmented and preprocessed as ``cifar10.read`` documents
         (``augment=True``: this data set's AUGMENT; flips follow ``mirrors``). ``val_size``
         None is a tenth of the training images. Validated first (DataError); nothing is
         downloaded. Works eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's
-        share, as for ``data_cifar10.read``."""
+        share, as for ``cifar10.read``."""
         self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        image_size = data_pipeline.IMAGE_SIZE if image_size is None else image_size
-        data_pipeline.check_read_arguments(preprocess, batch_size, image_size, resize,
+        image_size = base.IMAGE_SIZE if image_size is None else image_size
+        base.check_read_arguments(preprocess, batch_size, image_size, resize,
                                            scale_jitter)
         _, images, labels, start, stop = self._range(data_dir, split, val_size)
         # Indices in the graph, the pixels fetched from the array in the map: the images never
@@ -447,7 +449,7 @@ class IdxSource:
             grey.set_shape([ROWS, COLS])
             return tf.image.grayscale_to_rgb(grey[:, :, None]), item["label"]
 
-        return data_pipeline.pipeline(
+        return pipeline.pipeline(
             data, load, stop - start, batch_size, shuffle, augment, preprocess, image_size,
             repeat, seed, shard, resize_mode=resize, scale_jitter=scale_jitter,
             default_augment=self.AUGMENT, mirrors=self.mirrors(data_dir))

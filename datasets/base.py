@@ -133,37 +133,43 @@ class Source(typing.Protocol):
     @staticmethod
     def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
         """How many images SPLIT has (an int of at least 1), its files validated first;
-        DataError when ``val_size`` leaves train or val empty."""
+        DataError for bad data, or when ``val_size`` leaves train or val empty."""
 
     @staticmethod
     def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
         """A name for each image of SPLIT (a list of str: a path relative to DATA_DIR, or
-        ``file:index`` for images packed in a file), in read's order without shuffling."""
+        ``file:index`` for images packed in a file), in read's order without shuffling,
+        num_examples long; DataError as num_examples."""
 
     @staticmethod
     def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
-        """The name of each class, in label order (a list of str, num_classes long)."""
+        """The name of each class, in label order (a list of str, num_classes long): fixed by
+        the data set, or read from DATA_DIR (DataError when it holds no layout the source
+        knows)."""
 
     @staticmethod
     def num_classes(data_dir, *, crop_roi=False, skip_bad_images=False):
-        """How many classes there are (an int): the labels are 0 to num_classes - 1."""
+        """How many classes there are (an int, len(class_names)): the labels are 0 to
+        num_classes - 1; DataError as class_names."""
 
     @staticmethod
     def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
         """The ``val_size`` the programs use when --val-size is not given: an int (such as a
         tenth of trainval), or None when the source chooses val itself (a hash of each file's
-        path, a folder of its own)."""
+        path, a folder of its own); DataError when it needs the data and finds it bad."""
 
     @staticmethod
     def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
         """What a mirrored image shows: None when every class stays itself, else a list with,
         for each class in label order, the label of its mirror image, or -1 where a mirror is
-        of no class (such an image is never flipped)."""
+        of no class (such an image is never flipped). read's flips follow it, and so do
+        evaluate.py's --tta flip; DataError as class_names."""
 
     @staticmethod
     def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
         """How many images of each class SPLIT has: a list of int, num_classes long, in label
-        order, summing to num_examples."""
+        order, summing to num_examples (training's class weights come from it); DataError
+        as num_examples."""
 
 
 def contract_functions():

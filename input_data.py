@@ -1,30 +1,22 @@
 """The data sets the programs know (``--dataset NAME``): ``SOURCES[NAME]`` is a source's module,
 and every source offers the same functions, so that no program names one.
 
-    cifar10.py   CIFAR-10's binary batches: download, MD5, validation, decoding, splits
+    cifar10.py         CIFAR-10's binary batches: download, MD5, validation, decoding, splits
     image_folder.py    folders of images, one per class, with hashed splits
-    gtsrb.py     the German Traffic Sign Recognition Benchmark in its three layouts
-    mnist.py     MNIST and Fashion-MNIST (two sources, one IDX reader): download, checks
-    pipeline.py  what they share: batching, augmentation, preprocessing, image files
+    gtsrb.py           the German Traffic Sign Recognition Benchmark in its three layouts
+    mnist.py           MNIST's handwritten digits
+    fashion_mnist.py   Fashion-MNIST's clothes
+    idx.py             what those two share: their IDX files read, checked, downloaded, split
+    pipeline.py        what all share: batching, augmentation, preprocessing
+    image_files.py     listing, checking and decoding image files
+    base.py            the contract of a source (Source), constants, DataError, option checks
 
-What a source offers; every function takes the --data-dir first and the keyword options
-``crop_roi=False, skip_bad_images=False``, which a source that does not list one in its
-``OPTIONS`` refuses (set) with a UsageError; ``data_options(args)`` gives them from the flags:
-
-    NAME, OPTIONS                                 # its --dataset name, the options it takes
-    prepare(data_dir)                             # make the data available (CIFAR-10 downloads)
-    validate(data_dir, split)                     # check the files before TensorFlow runs
-    read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
-         image_size=None, repeat=False, seed=None, val_size=None, shard=None,
-         resize="squash", scale_jitter=None)      # tf.data (datasets.pipeline: resize, jitter)
-    num_examples(data_dir, split, val_size=None)  # how many images a split has
-    image_names(data_dir, split, val_size=None)   # a name for each, in read()'s order
-    class_names(data_dir), num_classes(data_dir)
-    default_val_size(data_dir)                    # the val_size to use when none is given
-
-A new data set is one module offering these and one entry in ``SOURCES``; tests/test_sources.py
-checks every entry. The names of before the split (``read_cifar10``, ``read_folder``,
-``validate_folder``, ...) are still importable from here.
+What a source offers (its attributes and functions, each function's parameters, what it
+returns and raises) is written in one place: ``Source`` in datasets/base.py. A new data set is
+one module of datasets/ keeping it and one entry in ``SOURCES``; tests/test_sources.py checks
+every entry against it. ``data_options(args)`` gives the options (``crop_roi``,
+``skip_bad_images``) from the flags. The names of before the split (``read_cifar10``,
+``read_folder``, ``validate_folder``, ...) are still importable from here.
 
     python input_data.py --download          # fetch, check and extract CIFAR-10 into data/
     python input_data.py --show --augment    # cifar10_samples.png: a grid with class names
@@ -41,16 +33,18 @@ if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line; its start
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from datasets import base
+from datasets import base  # noqa: E402
 from datasets import cifar10  # noqa: E402
+from datasets import fashion_mnist  # noqa: E402
 from datasets import gtsrb  # noqa: E402
-from datasets import image_files
+from datasets import image_files  # noqa: E402
 from datasets import image_folder  # noqa: E402
 from datasets import mnist  # noqa: E402
 from datasets import pipeline  # noqa: E402
 
-SOURCES = {source.NAME: source for source in (cifar10, image_folder, gtsrb,
-                                              mnist.MNIST, mnist.FASHION_MNIST)}
+# The data sets, by --dataset name: each a module keeping datasets.base.Source
+SOURCES = {source.NAME: source for source in (cifar10, image_folder, gtsrb, mnist,
+                                              fashion_mnist)}
 
 # Shared by the sources
 DataError = base.DataError

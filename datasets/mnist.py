@@ -1,462 +1,118 @@
-"""MNIST and Fashion-MNIST as data sources (``input_data.SOURCES["mnist"]`` and
-``["fashion-mnist"]``): one IDX reader for both, with download, validation, decoding, splits.
+"""MNIST, the handwritten digits 0..9, as a data source (``input_data.SOURCES["mnist"]``): its
+four IDX files, where they are published and their sizes and MD5s; the reading, checking,
+download and splits are datasets/idx.py's, shared with Fashion-MNIST.
 
-Both are four files in DATA_DIR itself, each gzip-compressed as published or uncompressed
-(the same name without .gz; where both are there the .gz is read):
-
-    train-images-idx3-ubyte.gz  magic 2051, N, 28, 28 (32-bit big-endian), then N*28*28 pixels
-    train-labels-idx1-ubyte.gz  magic 2049, N, then N label bytes 0..9
-    t10k-images-idx3-ubyte.gz   the same for the 10,000 test images
-    t10k-labels-idx1-ubyte.gz
-
-The pixels are grey, one byte each, rows top to bottom; images come out uint8 HWC with the grey
-value in all three channels (so every network, and its ImageNet weights, takes them), resized
-to ``image_size`` (default 32; AlexNet's is 67 or more). Both data sets' files have the same
-names: give each its own --data-dir (a file of the other, known by its size and MD5, is
-refused).
-
-Splits: ``val`` is the last ``val_size`` training images (None: a tenth, 6,000 of 60,000),
-``train`` the ones before them, ``trainval`` all of them, ``test`` the t10k files. Training
-needs only the train files; only ``test`` (evaluate.py) needs t10k.
-
-``prepare`` (``maybe_download``) downloads the four files into DATA_DIR when none of them is
-there (when some are, ``validate`` names the missing ones): each with tf.keras.utils.get_file to
-NAME.part, checked for its size and MD5 (the official ones, as torchvision publishes them),
-then all four renamed into place, so an interrupted run leaves only .part files, which the next
-run checks and reuses or fetches again. A file under one of the four names is never deleted or
-overwritten. ``validate`` checks the IDX headers (magic numbers, 28x28, counts matching each
-other and the length of the data) and the labels before TensorFlow runs; every problem is one
-DataError naming the file and what to do. ``read`` parses the files with NumPy once a process
-(remembered for each file's size and modification time) and keeps the pixels out of the graph:
-the indices are in it, the pixels are fetched by ``tf.numpy_function``.
-
-Augmentation (``augment=True``): MNIST crops (a mirrored 2 is no digit, so ``mirrors`` says no
-class survives a mirror); Fashion-MNIST crops and flips (a mirrored shoe is a shoe).
+Augmentation (``augment=True``) crops and never flips: a mirrored 2 is no digit, so ``mirrors``
+says no class survives a mirror (and ``--augment flip`` flips nothing). Its files have the same
+names as Fashion-MNIST's: give each its own --data-dir (a file of the other is refused).
 
     python train_and_val.py --dataset mnist --data-dir data/mnist --arch vgg11 --batch-norm \\
         --pretrained none                       # downloads MNIST into data/mnist first
-    python input_data.py --show --dataset fashion-mnist --data-dir data/fashion-mnist \\
-        --out fashion_samples.png               # a grid of training images with class names
 """
 
-import gzip
-import hashlib
-import os
-import struct
-import urllib.error
-import zlib
-
-import numpy as np
-import tensorflow as tf
+import sys
 
 from datasets import base
-from datasets import image_files
-from datasets import pipeline
+from datasets import idx
 
-TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
-TEST_FILES = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-ALL_FILES = TRAIN_FILES + TEST_FILES
-PARTIAL = ".part"  # our download of NAME is NAME.part until its size and MD5 matched
+NAME = "mnist"
+OPTIONS = ()
+AUGMENT = ("crop",)  # what augment=True means: a mirrored digit is none
+TITLE = "MNIST"  # its name in messages
 
-IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
-ROWS = COLS = 28
-CHANNELS = base.CHANNELS
-NUM_CLASSES = 10
-READ_CHUNK = 1 << 20
-
-MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-FASHION_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # tf.keras's own
-# The official files: MD5 as torchvision's MNIST and FashionMNIST list them, bytes as their
-# publishers do (yann.lecun.com/exdb/mnist, and tf.keras.datasets.fashion_mnist's downloads).
-MNIST_MD5 = {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-             "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
-MNIST_BYTES = {"train-images-idx3-ubyte.gz": 9912422, "train-labels-idx1-ubyte.gz": 28881,
-               "t10k-images-idx3-ubyte.gz": 1648877, "t10k-labels-idx1-ubyte.gz": 4542}
-FASHION_MD5 = {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-               "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-               "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-               "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}
-FASHION_BYTES = {"train-images-idx3-ubyte.gz": 26421880, "train-labels-idx1-ubyte.gz": 29515,
-                 "t10k-images-idx3-ubyte.gz": 4422102, "t10k-labels-idx1-ubyte.gz": 5148}
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot")
+URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the folder of the official files
+# The official files: MD5 as torchvision's MNIST lists them, bytes as yann.lecun.com/exdb/mnist
+# does (None: not checked).
+MD5 = {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+       "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+       "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+       "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}
+BYTES = {"train-images-idx3-ubyte.gz": 9912422, "train-labels-idx1-ubyte.gz": 28881,
+         "t10k-images-idx3-ubyte.gz": 1648877, "t10k-labels-idx1-ubyte.gz": 4542}
+NUM_CLASSES = idx.NUM_CLASSES
+CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 DataError = base.DataError
-
-_parsed = {}  # absolute path -> ((size, mtime_ns), uint8 array): what _parse found
-
-
-class _Bad(Exception):
-    """What is wrong with an IDX file (the DataError adds its path and what to do)."""
+_SOURCE = sys.modules[__name__]  # what idx's functions read NAME, TITLE, URL, ... from
 
 
-def raw_name(name):
-    """The uncompressed file's name: NAME without .gz."""
-    return name[:-len(".gz")]
+def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """``maybe_download``: DATA_DIR, the four files downloaded into it when none is there."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return maybe_download(data_dir)
 
 
-def find(data_dir, name):
-    """DATA_DIR/NAME (gzip) if anything is there under that name, else DATA_DIR/NAME without
-    .gz if that is, else None."""
-    for path in (os.path.join(data_dir, name), os.path.join(data_dir, raw_name(name))):
-        if os.path.lexists(path):
-            return path
-    return None
+def maybe_download(data_dir, url=None, md5=None, sizes=None):
+    """DATA_DIR, MNIST's four files first downloaded into it from URL (None: the official
+    folder) when it holds none of them, each checked against its MD5 and size (None: MD5 and
+    BYTES): see ``idx.maybe_download``. DataError when offline or a file does not match."""
+    return idx.maybe_download(_SOURCE, data_dir, url, md5, sizes)
 
 
-def _md5(path):
-    """The MD5 of a file as hex, read in 1 MB chunks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
+    """Check the two files a split needs before any TensorFlow runs: there (gzip or not),
+    IDX images and labels of the same count, 28x28, as long as their headers say, every
+    label in 0..9. Returns their paths; raises DataError."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.validate(_SOURCE, data_dir, split)
 
 
-def _read_at_most(f, limit):
-    """Up to LIMIT bytes of an open file, read in chunks (a header claiming billions of
-    images allocates nothing)."""
-    chunks, total = [], 0
-    while total < limit:
-        chunk = f.read(min(READ_CHUNK, limit - total))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
+def num_examples(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many images a split has (after validating its files); ``val_size`` None is a
+    tenth of the training images."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.num_examples(_SOURCE, data_dir, split, val_size)
 
 
-def _parse_open(f, kind, compressed):
-    """The uint8 array of an open IDX file of KIND ("images": [N, 28, 28], "labels": [N]);
-    _Bad when its header or length is wrong."""
-    magic_wanted, ndim = (IMAGES_MAGIC, 3) if kind == "images" else (LABELS_MAGIC, 1)
-    header_size = 4 * (1 + ndim)
-    head = f.read(header_size)
-    unpacked = " uncompressed" if compressed else ""
-    if len(head) < header_size:
-        raise _Bad(f"{len(head)} bytes{unpacked}, shorter than the {header_size}-byte IDX "
-                   f"header of {kind} (empty or truncated)")
-    magic, count, *shape = struct.unpack(f">{1 + ndim}I", head)
-    if magic != magic_wanted:
-        hint = (" (it is gzip-compressed: its name must end in .gz)"
-                if not compressed and head[:2] == b"\x1f\x8b" else "")
-        raise _Bad(f"magic number {magic}, not {magic_wanted}{hint}: this is not an IDX file "
-                   f"of {kind}")
-    if shape and tuple(shape) != (ROWS, COLS):
-        raise _Bad(f"its header says {shape[0]}x{shape[1]} images, not {ROWS}x{COLS}")
-    if count == 0:
-        raise _Bad(f"its header says 0 {kind}")
-    expected = count * (ROWS * COLS if shape else 1)
-    if not compressed:  # (the length is known without reading)
-        size = os.fstat(f.fileno()).st_size
-        if size != header_size + expected:
-            how = "truncated" if size < header_size + expected else "too long"
-            raise _Bad(f"{size} bytes, but the header's {count} {kind} take "
-                       f"{header_size + expected} ({how})")
-    body = _read_at_most(f, expected + 1)
-    if len(body) < expected:
-        raise _Bad(f"truncated: the header says {count} {kind} ({expected} bytes{unpacked}), "
-                   f"only {len(body)} bytes follow")
-    if len(body) > expected:
-        raise _Bad(f"more than the {expected} bytes{unpacked} that the header's {count} {kind} "
-                   "take")
-    array = np.frombuffer(body, np.uint8)
-    return array.reshape(count, ROWS, COLS) if shape else array
+def image_names(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """``file:index`` of every image of a split (the index in its file), in the order
+    ``read`` reads them without shuffling."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.image_names(_SOURCE, data_dir, split, val_size)
 
 
-def parse(path, kind, fix):
-    """The uint8 array of the IDX file at PATH (gzip when its name ends in .gz) of KIND:
-    images [N, 28, 28] or labels [N] (checked to be 0..9); remembered for the file's size and
-    modification time. DataError naming the file and ending in FIX (what to do)."""
-    return image_files.remembered(_parsed, path, lambda p: _parse_file(p, kind, fix), fix)
+def class_counts(data_dir, split, val_size=None, *, crop_roi=False, skip_bad_images=False):
+    """How many images of each digit a split has, from its labels."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.class_counts(_SOURCE, data_dir, split, val_size)
 
 
-def _parse_file(path, kind, fix):
-    """``parse``'s reading and checking of the file at (absolute) PATH."""
-    compressed = path.endswith(".gz")
-    try:
-        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as f:
-            array = _parse_open(f, kind, compressed)
-    except _Bad as e:
-        raise DataError(f"{path}: {e}; {fix}") from None
-    except EOFError:
-        raise DataError(f"{path}: truncated (its gzip data ends early); {fix}") from None
-    except gzip.BadGzipFile as e:
-        raise DataError(f"{path} is not a readable gzip file ({e}); {fix}, or give an "
-                        "uncompressed file the name without .gz") from None
-    except zlib.error as e:
-        raise DataError(f"{path}: its gzip data is corrupt ({e}); {fix}") from None
-    except OSError as e:
-        raise DataError(f"cannot read {path} ({e.strerror or e}); {fix}") from None
-    if kind == "labels":
-        bad = np.flatnonzero(array >= NUM_CLASSES)
-        if bad.size:
-            raise DataError(f"{path}: label {array[bad[0]]} at index {bad[0]}, not 0..9 "
-                            f"({bad.size} such labels); the file is corrupt: {fix}")
-    return array
+def class_names(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """The digits "0".."9", in label order."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return list(CLASS_NAMES)
 
 
-class IdxSource:
-    """A data set of four IDX files: ``MNIST`` and ``FASHION_MNIST`` are the two instances,
-    each a source of ``input_data.SOURCES`` (its methods the source's functions)."""
-
-    OPTIONS = ()
-
-    def __init__(self, name, title, url, md5, sizes, classes, augment, mirrored):
-        self.NAME = name  # its --dataset name
-        self.TITLE = title  # its name in messages
-        self.URL = url  # the folder of the official files
-        self.MD5 = dict(md5)  # file name -> its official MD5 (None: not known)
-        self.BYTES = dict(sizes)  # file name -> its official size in bytes (None: not known)
-        self.CLASS_NAMES = tuple(classes)
-        self.AUGMENT = tuple(augment)  # what augment=True means
-        self._mirrored = mirrored  # whether a mirrored image keeps its class (else: no class)
-
-    def __repr__(self):
-        return f"<datasets.mnist source {self.NAME}>"
-
-    def _fix(self, *names):
-        """What to do about bad files NAMES: put the official ones in their place."""
-        if len(names) == 1:
-            return f"replace it with {self.TITLE}'s {names[0]} ({self.URL}{names[0]})"
-        return (f"replace them with {self.TITLE}'s {' and '.join(names)} (from {self.URL})")
-
-    def _check(self, **options):
-        base.check_options(self.OPTIONS, **options)
-
-    # ------------------------------------------------------------------------------------------
-    # Download
-    # ------------------------------------------------------------------------------------------
-
-    def prepare(self, data_dir, *, crop_roi=False, skip_bad_images=False):
-        """``maybe_download``: DATA_DIR, the four files downloaded into it when none is there."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return self.maybe_download(data_dir)
-
-    def maybe_download(self, data_dir, url=None, md5=None, sizes=None):
-        """Return DATA_DIR, first downloading the four files into it if it holds none of them
-        (gzip or uncompressed; when it holds some, ``validate`` reports the missing ones).
-
-        ``url`` is the folder the files are fetched from (default: the official one), ``md5``
-        and ``sizes`` map each file name to its MD5 and size in bytes (default: the official
-        ones; a name left out or None is not checked for it). Each file goes to NAME.part,
-        where a leftover of an earlier run is used without a request if it matches its size and
-        MD5 (else fetched again); a fresh download that does not match is deleted (DataError).
-        The four get their names once all of them are there. Raises DataError when offline."""
-        url = self.URL if url is None else url
-        md5 = self.MD5 if md5 is None else md5
-        sizes = self.BYTES if sizes is None else sizes
-        if any(find(data_dir, name) for name in ALL_FILES):
-            return data_dir
-        data_dir = os.path.abspath(data_dir)
-        try:
-            os.makedirs(data_dir, exist_ok=True)
-        except OSError as e:
-            raise DataError(f"cannot create {data_dir} ({e.strerror}); choose another "
-                            "--data-dir") from None
-        if not os.access(data_dir, os.W_OK):  # get_file would silently use /tmp/.keras instead
-            raise DataError(f"cannot write to {data_dir}; choose another --data-dir")
-        partials = [self._fetch(data_dir, name, url + name, md5.get(name), sizes.get(name))
-                    for name in ALL_FILES]
-        for name, partial in zip(ALL_FILES, partials):
-            os.replace(partial, os.path.join(data_dir, name))
-        print(f"{self.TITLE} downloaded to {data_dir}")
-        return data_dir
-
-    @staticmethod
-    def _mismatch(path, md5, size):
-        """How the file at PATH differs from SIZE bytes and MD5 (None: not checked), or None."""
-        found = os.path.getsize(path)
-        if size is not None and found != size:
-            return f"is {found} bytes, not {size}"
-        if md5 is not None:
-            digest = _md5(path)
-            if digest != md5:
-                return f"has MD5 {digest}, not {md5}"
-        return None
-
-    def _fetch(self, data_dir, name, url, md5, size):
-        """DATA_DIR/NAME.part: a leftover one used if it matches MD5 (and SIZE), else URL
-        fetched to it with get_file and checked; DataError if it does not match or when
-        offline."""
-        partial = os.path.join(data_dir, name + PARTIAL)
-        if os.path.isfile(partial):  # ours, from an interrupted run
-            if md5 is not None and self._mismatch(partial, md5, size) is None:
-                return partial
-            os.remove(partial)
-        print(f"{self.TITLE} is not in {data_dir}: getting {url}")
-        try:
-            tf.keras.utils.get_file(name + PARTIAL, url, cache_dir=data_dir, cache_subdir="")
-        except Exception as e:  # get_file re-raises URLError and HTTPError as a bare Exception
-            if not isinstance(e, OSError) and not isinstance(e.__context__, urllib.error.URLError):
-                raise
-            raise DataError(f"cannot download {self.TITLE} ({e}). Put {', '.join(ALL_FILES)} "
-                            f"(gzip, or uncompressed without .gz) into {data_dir}") from None
-        problem = self._mismatch(partial, md5, size)
-        if problem:
-            os.remove(partial)  # our own corrupt download
-            raise DataError(f"the file downloaded from {url} {problem}; it was deleted: run "
-                            "again to fetch it anew")
-        return partial
-
-    # ------------------------------------------------------------------------------------------
-    # The files of a split
-    # ------------------------------------------------------------------------------------------
-
-    def _path(self, data_dir, name, split):
-        """The file of NAME in DATA_DIR (gzip or not), checked to be a regular file that is not
-        the other data set's; DataError if it is not there."""
-        path = find(data_dir, name)
-        gz, raw = os.path.join(data_dir, name), os.path.join(data_dir, raw_name(name))
-        if path is None:
-            others = [n for n in ALL_FILES if find(data_dir, n)]
-            also = (f" ({', '.join(others)} of the four are there: put the others next to them, "
-                    "or remove them all so that all four are downloaded)" if others else "")
-            needed = "the test split (t10k)" if split == "test" else f"the {split} split"
-            raise DataError(f"{gz} is missing (and so is {raw}); {needed} needs it: put "
-                            f"{self.TITLE}'s {name} ({self.URL}{name}) there{also}")
-        if os.path.isdir(path):
-            raise DataError(f"{path} is a folder, not an IDX file; remove it and put "
-                            f"{self.TITLE}'s {name} ({self.URL}{name}) there")
-        if not os.path.exists(path):
-            raise DataError(f"{path} cannot be read (a broken or looping link?); "
-                            f"{self._fix(name)}")
-        if not os.path.isfile(path):
-            raise DataError(f"{path} is not a regular file; {self._fix(name)}")
-        for other in SOURCES:
-            if (other is not self and path == gz and other.BYTES.get(name) is not None
-                    and os.path.getsize(path) == other.BYTES[name]
-                    and _md5(path) == other.MD5.get(name)):
-                raise DataError(f"{path} is {other.TITLE}'s {name} (its size and MD5), not "
-                                f"{self.TITLE}'s: the two have the same file names; keep "
-                                f"each in its own --data-dir")
-        return path
-
-    def _arrays(self, data_dir, split):
-        """(images file, labels file, images uint8 [N, 28, 28], labels uint8 [N]) a split draws
-        from: the train files, or t10k for test; each checked (DataError)."""
-        base.check_split(split)
-        if not os.path.isdir(data_dir):
-            what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
-            raise DataError(f"no {self.TITLE} in {data_dir}: it {what}; run train_and_val.py "
-                            f"--dataset {self.NAME} --data-dir {data_dir} to download it, or "
-                            f"put {', '.join(ALL_FILES)} there")
-        names = TEST_FILES if split == "test" else TRAIN_FILES
-        images_path = self._path(data_dir, names[0], split)
-        images = parse(images_path, "images", self._fix(names[0]))
-        labels_path = self._path(data_dir, names[1], split)
-        labels = parse(labels_path, "labels", self._fix(names[1]))
-        if len(images) != len(labels):
-            raise DataError(f"{images_path} holds {len(images)} images but {labels_path} "
-                            f"{len(labels)} labels: they are not a pair; {self._fix(*names)}")
-        return images_path, labels_path, images, labels
-
-    def _range(self, data_dir, split, val_size):
-        """(images file, images, labels, start, stop): the split is images[start:stop]."""
-        path, _, images, labels = self._arrays(data_dir, split)
-        total = len(labels)
-        if split not in ("train", "val"):
-            return path, images, labels, 0, total
-        val_size = max(1, total // 10) if val_size is None else val_size
-        if not 0 < val_size < total:
-            raise DataError(f"val_size (--val-size) {val_size} must be between 1 and "
-                            f"{total - 1}: the training files of {data_dir} hold {total} "
-                            "images")
-        start, stop = (0, total - val_size) if split == "train" else (total - val_size, total)
-        return path, images, labels, start, stop
-
-    # ------------------------------------------------------------------------------------------
-    # The source's functions
-    # ------------------------------------------------------------------------------------------
-
-    def validate(self, data_dir, split, *, crop_roi=False, skip_bad_images=False):
-        """Check the two files a split needs before any TensorFlow runs: there (gzip or not),
-        IDX images and labels of the same count, 28x28, as long as their headers say, every
-        label in 0..9. Returns their paths; raises DataError."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return list(self._arrays(data_dir, split)[:2])
-
-    def num_examples(self, data_dir, split, val_size=None, *, crop_roi=False,
-                     skip_bad_images=False):
-        """How many images a split has (after validating its files); ``val_size`` None is a
-        tenth of the training images."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        _, _, _, start, stop = self._range(data_dir, split, val_size)
-        return stop - start
-
-    def image_names(self, data_dir, split, val_size=None, *, crop_roi=False,
-                    skip_bad_images=False):
-        """``file:index`` of every image of a split (the index in its file), in the order
-        ``read`` reads them without shuffling."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        path, _, _, start, stop = self._range(data_dir, split, val_size)
-        return [f"{os.path.basename(path)}:{index}" for index in range(start, stop)]
-
-    def class_counts(self, data_dir, split, val_size=None, *, crop_roi=False,
-                     skip_bad_images=False):
-        """How many images of each class (in label order) a split has, from its labels."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        _, _, labels, start, stop = self._range(data_dir, split, val_size)
-        return np.bincount(labels[start:stop], minlength=NUM_CLASSES).tolist()
-
-    def class_names(self, data_dir, *, crop_roi=False, skip_bad_images=False):
-        """The digits "0".."9" (MNIST) or Fashion-MNIST's ten names, in label order."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return list(self.CLASS_NAMES)
-
-    def num_classes(self, data_dir, *, crop_roi=False, skip_bad_images=False):
-        """NUM_CLASSES, whatever DATA_DIR holds."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return NUM_CLASSES
-
-    def default_val_size(self, data_dir, *, crop_roi=False, skip_bad_images=False):
-        """A tenth of the training images: 6,000 of the full 60,000, fewer for a smaller set."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return max(1, len(self._arrays(data_dir, "trainval")[3]) // 10)
-
-    def mirrors(self, data_dir, *, crop_roi=False, skip_bad_images=False):
-        """None (Fashion-MNIST: a mirrored image keeps its class), or -1 for every class
-        (MNIST: a mirrored digit is none, so nothing is flipped)."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        return None if self._mirrored else [-1] * NUM_CLASSES
-
-    def read(self, data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
-             image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
-             crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
-        """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split:
-        the grey images in all three channels, resized bilinearly to ``image_size`` (None: 32),
-        then batched, shuffled, augmented and preprocessed as ``cifar10.read`` documents
-        (``augment=True``: this data set's AUGMENT; flips follow ``mirrors``). ``val_size``
-        None is a tenth of the training images. Validated first (DataError); nothing is
-        downloaded. Works eagerly and in a ``tf.compat.v1`` graph. ``shard``: one worker's
-        share, as for ``cifar10.read``."""
-        self._check(crop_roi=crop_roi, skip_bad_images=skip_bad_images)
-        image_size = base.IMAGE_SIZE if image_size is None else image_size
-        base.check_read_arguments(preprocess, batch_size, image_size, resize,
-                                           scale_jitter)
-        _, images, labels, start, stop = self._range(data_dir, split, val_size)
-        # Indices in the graph, the pixels fetched from the array in the map: the images never
-        # become graph constants (a checkpoint's .meta file would carry them).
-        data = tf.data.Dataset.from_tensor_slices({
-            "index": np.arange(start, stop), "label": labels[start:stop].astype(np.int32)})
-
-        def load(item):
-            grey = tf.numpy_function(lambda index: images[index], [item["index"]], tf.uint8,
-                                     stateful=False)
-            grey.set_shape([ROWS, COLS])
-            return tf.image.grayscale_to_rgb(grey[:, :, None]), item["label"]
-
-        return pipeline.pipeline(
-            data, load, stop - start, batch_size, shuffle, augment, preprocess, image_size,
-            repeat, seed, shard, resize_mode=resize, scale_jitter=scale_jitter,
-            default_augment=self.AUGMENT, mirrors=self.mirrors(data_dir))
+def num_classes(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """NUM_CLASSES, whatever DATA_DIR holds."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return NUM_CLASSES
 
 
-MNIST = IdxSource("mnist", "MNIST", MNIST_URL, MNIST_MD5, MNIST_BYTES,
-                  [str(digit) for digit in range(NUM_CLASSES)], ("crop",), mirrored=False)
-FASHION_MNIST = IdxSource("fashion-mnist", "Fashion-MNIST", FASHION_URL, FASHION_MD5,
-                          FASHION_BYTES, FASHION_NAMES, ("crop", "flip"), mirrored=True)
-SOURCES = (MNIST, FASHION_MNIST)
+def default_val_size(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """A tenth of the training images: 6,000 of the full 60,000, fewer for a smaller set."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.default_val_size(_SOURCE, data_dir)
+
+
+def mirrors(data_dir, *, crop_roi=False, skip_bad_images=False):
+    """-1 for every class: a mirrored digit is none, so nothing is flipped."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return [-1] * NUM_CLASSES
+
+
+def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="vgg",
+         image_size=None, repeat=False, seed=None, val_size=None, shard=None, *,
+         crop_roi=False, skip_bad_images=False, resize="squash", scale_jitter=None):
+    """A tf.data.Dataset of ``(images float32 [B, S, S, 3], labels int32 [B])`` for a split:
+    the grey images in all three channels, resized bilinearly to ``image_size`` (None: 32),
+    then batched, shuffled, augmented and preprocessed as ``cifar10.read`` documents
+    (``augment=True``: AUGMENT; flips follow ``mirrors``). ``val_size`` None is a tenth of the
+    training images. Validated first (DataError); nothing is downloaded. Works eagerly and in
+    a ``tf.compat.v1`` graph. ``shard``: one worker's share, as for ``cifar10.read``."""
+    base.check_options(OPTIONS, crop_roi=crop_roi, skip_bad_images=skip_bad_images)
+    return idx.read(_SOURCE, data_dir, split, batch_size, shuffle, augment, preprocess,
+                    image_size, repeat, seed, val_size, shard, resize, scale_jitter)
+
+
+idx.publish(_SOURCE)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from datasets import base
-from datasets import mnist as idx_source
+from datasets import idx
 import helpers
 import input_data
 from input_data import DataError
@@ -23,8 +23,8 @@ MNIST = input_data.SOURCES["mnist"]
 FASHION = input_data.SOURCES["fashion-mnist"]
 TRAIN_COUNT = 40
 TEST_COUNT = 13  # not a multiple of the batch sizes used
-IMAGES, LABELS = idx_source.TRAIN_FILES
-TEST_IMAGES, TEST_LABELS = idx_source.TEST_FILES
+IMAGES, LABELS = idx.TRAIN_FILES
+TEST_IMAGES, TEST_LABELS = idx.TEST_FILES
 
 
 def known_images(count, offset=0):
@@ -50,7 +50,7 @@ def idx_bytes(array, magic=None, count=None, shape=None):
 def write(folder, name, data, compressed=True):
     """FOLDER/NAME (gzip) or FOLDER/NAME without .gz (the raw bytes); returns the path."""
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, name if compressed else idx_source.raw_name(name))
+    path = os.path.join(folder, name if compressed else idx.raw_name(name))
     with open(path, "wb") as f:
         f.write(gzip.compress(data, mtime=0) if compressed else data)
     return path
@@ -169,7 +169,7 @@ def test_the_training_files_suffice_and_only_test_wants_t10k(tmp_path):
 def test_files_are_parsed_once_a_process(mnist, monkeypatch):
     data_dir, _ = mnist
     MNIST.validate(data_dir, "train")
-    monkeypatch.setattr(idx_source, "_parse_open", None)  # would fail if called again
+    monkeypatch.setattr(idx, "_parse_open", None)  # would fail if called again
     assert MNIST.num_examples(data_dir, "trainval") == TRAIN_COUNT
 
 
@@ -258,7 +258,7 @@ def test_damaged_gzip_files(mnist, damage, words):
 
 def test_a_gzip_file_without_gz_in_its_name(tmp_path):
     write_set(tmp_path, compressed=False)
-    path = tmp_path / idx_source.raw_name(LABELS)
+    path = tmp_path / idx.raw_name(LABELS)
     path.write_bytes(gzip.compress(path.read_bytes()))
     magic = int.from_bytes(path.read_bytes()[:4], "big")  # 1f 8b 08 00: gzip, deflate
     with pytest.raises(DataError, match=re.escape(
@@ -284,11 +284,23 @@ def test_the_other_data_sets_file_is_refused(mnist, monkeypatch):
     data_dir, _ = mnist
     path = os.path.join(data_dir, IMAGES)
     monkeypatch.setitem(FASHION.BYTES, IMAGES, os.path.getsize(path))
-    monkeypatch.setitem(FASHION.MD5, IMAGES, idx_source._md5(path))
+    monkeypatch.setitem(FASHION.MD5, IMAGES, idx._md5(path))
     with pytest.raises(DataError, match=re.escape(
             f"{path} is Fashion-MNIST's {IMAGES} (its size and MD5), not MNIST's")):
         MNIST.validate(data_dir, "train")
     FASHION.validate(data_dir, "train")
+
+
+def test_and_mnists_file_in_fashion_mnists_place(mnist, monkeypatch):
+    """The other way round: each data set's module knows the other's files (idx.publish)."""
+    data_dir, _ = mnist
+    path = os.path.join(data_dir, TEST_LABELS)
+    monkeypatch.setitem(MNIST.BYTES, TEST_LABELS, os.path.getsize(path))
+    monkeypatch.setitem(MNIST.MD5, TEST_LABELS, idx._md5(path))
+    with pytest.raises(DataError, match=re.escape(
+            f"{path} is MNIST's {TEST_LABELS} (its size and MD5), not Fashion-MNIST's")):
+        FASHION.validate(data_dir, "test")
+    MNIST.validate(data_dir, "test")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,7 +315,7 @@ def server(tmp_path):
     """(server, md5s, sizes): the four files served, with their MD5s and sizes."""
     served = tmp_path / "served"
     write_set(served, seed=1)
-    files = {name: (served / name).read_bytes() for name in idx_source.ALL_FILES}
+    files = {name: (served / name).read_bytes() for name in idx.ALL_FILES}
     s = Server(str(served))
     yield (s, {n: hashlib.md5(d).hexdigest() for n, d in files.items()},
            {n: len(d) for n, d in files.items()})
@@ -320,7 +332,7 @@ def test_download_end_to_end(server, tmp_path):
     data_dir = tmp_path / "data"
     assert download(s, data_dir, md5, sizes) == str(data_dir)
     assert s.requests == 4
-    assert sorted(os.listdir(data_dir)) == sorted(idx_source.ALL_FILES)  # no .part left
+    assert sorted(os.listdir(data_dir)) == sorted(idx.ALL_FILES)  # no .part left
     assert MNIST.num_examples(str(data_dir), "test") == TEST_COUNT
     download(s, data_dir, md5, sizes)
     assert s.requests == 4  # there: not fetched again
@@ -356,7 +368,7 @@ def test_a_leftover_part_file_is_used_or_fetched_again(server, tmp_path, complet
     download(s, data_dir, md5, sizes)
     assert s.requests == (3 if complete else 4)
     assert (data_dir / IMAGES).read_bytes() == served
-    assert sorted(os.listdir(data_dir)) == sorted(idx_source.ALL_FILES)
+    assert sorted(os.listdir(data_dir)) == sorted(idx.ALL_FILES)
 
 
 def test_a_file_of_the_users_is_never_replaced(server, tmp_path):
@@ -364,7 +376,7 @@ def test_a_file_of_the_users_is_never_replaced(server, tmp_path):
     s, md5, sizes = server
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    mine = data_dir / idx_source.raw_name(IMAGES)
+    mine = data_dir / idx.raw_name(IMAGES)
     mine.write_bytes(b"my own digits")
     before = os.stat(mine)
     download(s, data_dir, md5, sizes)
@@ -385,7 +397,7 @@ def test_offline_is_one_line_saying_what_to_put_where(tmp_path):
         FASHION.maybe_download(str(data_dir), url=url)
     message = str(error.value)
     assert message.startswith("cannot download Fashion-MNIST (") and "\n" not in message
-    assert all(name in message for name in idx_source.ALL_FILES)
+    assert all(name in message for name in idx.ALL_FILES)
     assert message.endswith(f"into {data_dir}")
     assert os.listdir(data_dir) == []
 
@@ -404,7 +416,7 @@ def test_train_and_val_trains_on_mnist(mnist, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"on {TRAIN_COUNT - 8} images (train)" in result.stdout
     assert helpers.steps(logs / "train")[-1] == 2
-    assert sorted(os.listdir(data_dir)) == sorted(idx_source.ALL_FILES)  # nothing downloaded
+    assert sorted(os.listdir(data_dir)) == sorted(idx.ALL_FILES)  # nothing downloaded
 
 
 def test_show_draws_a_grid_of_mnist(mnist, tmp_path):

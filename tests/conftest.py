@@ -39,9 +39,9 @@ def registered_networks():
 # loadfile) in the order collected (--no-loadscope-reorder), so the longest file starts at once
 # instead of last, and the two test processes end together. Files not named follow, as collected.
 LONGEST_FIRST = ("test_scale_out.py", "test_train_eval.py", "test_codes.py", "test_convert.py",
-                 "test_predict_export.py", "test_from_run.py", "test_failures.py",
-                 "test_screen.py", "test_tflite.py", "test_safety.py", "test_model.py",
-                 "test_nets.py", "test_kills.py", "test_alexnet.py")
+                 "test_predict_export.py", "test_from_run.py", "test_behaviour_failures.py",
+                 "test_behaviour_screen.py", "test_tflite.py", "test_behaviour_safety.py",
+                 "test_model.py", "test_nets.py", "test_behaviour_kills.py", "test_alexnet.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -273,7 +273,7 @@ def wait_for_checkpoint(folder, process, beyond=-1, timeout=180):
 
 
 def test_sigint_saves_and_the_next_run_resumes_there(workspace, tmp_path):
-    """(That a SIGKILL at any moment loses no complete checkpoint is in test_kills.py.)"""
+    """(That a SIGKILL at any moment loses no complete checkpoint is in test_behaviour_kills.py.)"""
     root, _ = workspace
     def args(max_steps):
         return tiny_args(root, tmp_path, "--max-steps", max_steps, "--val-every", 100000,

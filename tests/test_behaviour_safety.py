@@ -1,7 +1,7 @@
 """Never lose a run: copied and moved log dirs, a lost checkpoint index, two runs on one log dir,
 poisoned weights and flags, damaged checkpoints, config.json lost or mangled, leftovers of an
 interrupted save, errors of the machine. Each case as a user meets it. (Killed runs:
-test_kills.py.)"""
+test_behaviour_kills.py.)"""
 
 import errno
 import hashlib

@@ -176,7 +176,8 @@ def resolve(flags, run, chief=True):
     data = inputs.select(flags, run)
     values = {field.name: getattr(flags, field.name) for field in dataclasses.fields(flags)
               if field.name != "codes_flags"}
-    values.update(codes_layer=None, **data.fixed)
+    values["codes_layer"] = None  # (but for codes, which fix it)
+    values.update(data.fixed)
     weights = inputs.class_weights(
         flags.class_weights, data.class_counts() if flags.class_weights else None,
         data.class_names)

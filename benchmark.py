@@ -97,29 +97,28 @@ def parse_args(argv=None):
              if getattr(args, flag) is not None]
     if given and not args.tflite:
         p.error(f"--{given[0].replace('_', '-')} goes with --tflite")
-    args.tflite_images = args.tflite_images or 200
-    args.tflite_threads = args.tflite_threads or os.cpu_count()
-    nets.check_image_size(p, args)
+    _, image_size = nets.check_image_size(p, args.arch, args.image_size)
     try:
         devices.session_config(args.precision, args.xla)
     except cli.UsageError as e:
         p.error(str(e))
-    return args
+    return cli.freeze(args, image_size=image_size, tflite_images=args.tflite_images or 200,
+                      tflite_threads=args.tflite_threads or os.cpu_count())
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.bandwidth:
+    cfg = parse_args(argv)
+    if cfg.bandwidth:
         return bandwidth.bandwidth()
-    if args.transfer:
-        return transfer.transfer(args)
-    if args.scale:
-        return scaling.scale(args)
-    if args.summaries:
-        return summary_cost.summary_costs(args)
-    if args.tflite:
-        return cli.run_main("benchmark.py", lite.lite_speeds, args)
-    return step.step_speeds(args)
+    if cfg.transfer:
+        return transfer.transfer(cfg)
+    if cfg.scale:
+        return scaling.scale(cfg)
+    if cfg.summaries:
+        return summary_cost.summary_costs(cfg)
+    if cfg.tflite:
+        return cli.run_main("benchmark.py", lite.lite_speeds, cfg)
+    return step.step_speeds(cfg)
 
 
 if __name__ == "__main__":

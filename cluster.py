@@ -38,8 +38,7 @@ def parse_args(argv=None):
         "--job-name", "--task-index", "--ps-hosts", "--worker-hosts")]
     if clash:
         p.error(f"{', '.join(clash)}: cluster.py sets the cluster flags itself")
-    args.training = training
-    return args
+    return cli.freeze(args, training=training)  # (training: the flags every task gets)
 
 
 def free_ports(host, count):
@@ -56,15 +55,15 @@ def free_ports(host, count):
             s.close()
 
 
-def commands(args):
+def commands(cfg):
     """``[(task name, command)]``: the parameter servers first, then the workers."""
-    ports = free_ports(args.host, args.ps + args.workers)
-    ps = ",".join(f"{args.host}:{p}" for p in ports[:args.ps])
-    workers = ",".join(f"{args.host}:{p}" for p in ports[args.ps:])
-    tasks = [("ps", i) for i in range(args.ps)] + [("worker", i) for i in range(args.workers)]
+    ports = free_ports(cfg.host, cfg.ps + cfg.workers)
+    ps = ",".join(f"{cfg.host}:{p}" for p in ports[:cfg.ps])
+    workers = ",".join(f"{cfg.host}:{p}" for p in ports[cfg.ps:])
+    tasks = [("ps", i) for i in range(cfg.ps)] + [("worker", i) for i in range(cfg.workers)]
     return [(f"{job}{i}", [sys.executable, "-u", os.path.join(ROOT, "train_and_val.py"),
                            "--job-name", job, "--task-index", str(i), "--ps-hosts", ps,
-                           "--worker-hosts", workers, *args.training]) for job, i in tasks]
+                           "--worker-hosts", workers, *cfg.training]) for job, i in tasks]
 
 
 def relay(name, stream):
@@ -86,11 +85,11 @@ def stop(processes, grace):
             process.wait()
 
 
-def run(args):
+def run(cfg):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}  # the flags say it all
     processes, relays = {}, []
     try:
-        for name, command in commands(args):
+        for name, command in commands(cfg):
             processes[name] = subprocess.Popen(command, stdout=subprocess.PIPE,
                                                stderr=subprocess.STDOUT, text=True, env=env)
             relays.append(threading.Thread(target=relay, args=(name, processes[name].stdout),
@@ -104,7 +103,7 @@ def run(args):
                 name, code = failed[0]
                 print(f"[cluster] {name} exited with code {code}; stopping the others",
                       flush=True)
-                stop(processes, args.grace)
+                stop(processes, cfg.grace)
                 return code if code > 0 else 128 - code
             if all(code == 0 for code in codes.values()):
                 print("[cluster] every task finished", flush=True)
@@ -112,7 +111,7 @@ def run(args):
             time.sleep(0.2)
     except KeyboardInterrupt:
         print("[cluster] Ctrl-C: stopping every task", flush=True)
-        stop(processes, args.grace)
+        stop(processes, cfg.grace)
         return 130
     finally:
         for thread in relays:

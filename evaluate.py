@@ -24,6 +24,7 @@ macro averages are the unweighted means over the classes that occur in the split
 as predictions (scikit-learn's default), so a class the split lacks does not lower them.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -92,26 +93,52 @@ def parse_args(argv=None):
                        or args.no_ema or args.precision != "fp32" or args.xla):
         p.error("--model runs a TFLite model as it is, on images; --watch, --codes, --dense, "
                 "--tta, --no-ema, --precision and --xla do not go with it")
-    return args
+    return cli.freeze(args)
 
 
-def dataset_of(args, config):
+def dataset_of(cfg, config):
     """--dataset, or else the data set the run trained on."""
-    return args.dataset or config["runs"][-1].get("dataset", "cifar10")
+    return cfg.dataset or config["runs"][-1].get("dataset", "cifar10")
+
+
+def resolve(flags, config):
+    """The evaluation's configuration, frozen: the checked ``flags`` (``parse_args``) completed
+    from the run's ``config`` (its config.json, or a TFLite model's) where they leave a value to
+    it: the images are cut to their boxes (--crop-roi) when the run's were, on its data set;
+    --dense applies the network at --scales (default: its image size) and every other image is
+    resized as --resize says, else as the run's were (squash for a run that does not say).
+    With --codes (no images), the flags as they are."""
+    if flags.codes:
+        return flags
+    last = config["runs"][-1]
+    crop_roi = flags.crop_roi
+    if dataset_of(flags, config) == last.get("dataset") and last.get("crop_roi"):
+        crop_roi = True  # evaluate the images as the run saw them
+    scales, resize = flags.scales, flags.resize
+    if flags.dense:  # the whole image at each scale
+        scales = scales or [config["model"]["image_size"]]
+        try:
+            model.check_dense(config["model"], scales)
+        except ValueError as e:
+            raise cli.UsageError(f"--dense: {e}") from None
+    else:
+        resize = resize or last.get("resize") or "squash"
+    return dataclasses.replace(flags, crop_roi=crop_roi, scales=scales, resize=resize)
 
 
 class Evaluator:
-    """The evaluation graph of one model, reusable for several checkpoints."""
+    """The evaluation graph of one model, reusable for several checkpoints; ``cfg`` is the
+    evaluation's configuration (``resolve``)."""
 
-    def __init__(self, args, config, lite=None):
-        self.model, self.lite = config["model"], lite
+    def __init__(self, cfg, config, lite=None):
+        self.cfg, self.model, self.lite = cfg, config["model"], lite
         self.graph = tf.Graph()
-        if args.codes:
-            self.files = self.codes_input(args, config)
+        if cfg.codes:
+            self.files = self.codes_input(cfg, config)
         else:
-            self.files = self.images_input(args, config)
-        self.config = devices.session_config(args.precision, args.xla)
-        self.use_averages = not args.no_ema
+            self.files = self.images_input(cfg, config)
+        self.config = devices.session_config(cfg.precision, cfg.xla)
+        self.use_averages = not cfg.no_ema
 
     def add_details(self, errors, pixels=None):
         """What the report needs beyond top-1: each image's probability and, with more than 5
@@ -120,13 +147,13 @@ class Evaluator:
         top_k = 5 if self.model["num_classes"] > 5 else 0
         self.details = model.split_details(self.tower, top_k, errors, pixels)
 
-    def codes_input(self, args, config):
+    def codes_input(self, cfg, config):
         """The head alone, on the codes of --split; the split's file names."""
-        manifest = codes.read_manifest(args.codes)
+        manifest = codes.read_manifest(cfg.codes)
         made = {"arch": manifest["network"], "codes_layer": manifest["layer"],
                 "image_size": manifest["image_size"]}
         if not self.model.get("head"):
-            raise cli.UsageError(f"--codes: the run in {args.log_dir} trained a network on "
+            raise cli.UsageError(f"--codes: the run in {cfg.log_dir} trained a network on "
                                  "images, not a head on codes; evaluate it without --codes")
         differ = [f"{k} {v!r} (the run's: {self.model[k]!r})" for k, v in made.items()
                   if self.model[k] != v]
@@ -134,64 +161,54 @@ class Evaluator:
         if trained_on and trained_on != manifest.get("weights_sha256"):
             differ.append("another weights file")
         if differ or manifest["class_names"] != config.get("class_names"):
-            raise cli.UsageError(f"--codes {args.codes} are not codes the head of "
-                                 f"{args.log_dir} reads: {'; '.join(differ) or 'other classes'}"
+            raise cli.UsageError(f"--codes {cfg.codes} are not codes the head of "
+                                 f"{cfg.log_dir} reads: {'; '.join(differ) or 'other classes'}"
                                  "; make them with extract_codes.py as for its training")
         self.class_names = manifest["class_names"]
-        values, labels, files = codes.load(args.codes, args.split,
+        values, labels, files = codes.load(cfg.codes, cfg.split,
                                            num_classes=len(manifest["class_names"]))
         with self.graph.as_default():
             inputs, labels, self.iterator = model.inputs(
-                lambda: codes.dataset(values, labels, args.batch_size), initializable=True)
+                lambda: codes.dataset(values, labels, cfg.batch_size), initializable=True)
             self.tower = model.tower(self.model, inputs, labels, codes=True)
-            self.add_details(args.errors)  # (codes: no pixels)
+            self.add_details(cfg.errors)  # (codes: no pixels)
             self.global_step = tf1.train.get_or_create_global_step()
         return [str(f) for f in files]
 
-    def images_input(self, args, config):
+    def images_input(self, cfg, config):
         """The network on the images of --split; the split's file names."""
-        dataset = dataset_of(args, config)
+        dataset = dataset_of(cfg, config)
         source = input_data.SOURCES[dataset]
-        if dataset == config["runs"][-1].get("dataset") and config["runs"][-1].get("crop_roi"):
-            args.crop_roi = True  # evaluate the images as the run saw them
-        if args.dense:  # the whole image at each scale
-            args.scales = args.scales or [self.model["image_size"]]
-            try:
-                model.check_dense(self.model, args.scales)
-            except ValueError as e:
-                raise cli.UsageError(f"--dense: {e}") from None
-        else:
-            args.resize = args.resize or config["runs"][-1].get("resize") or "squash"
-        options = input_data.data_options(args, dataset)
-        mirrors = source.mirrors(args.data_dir, **options) if args.tta == "flip" else None
+        options = input_data.data_options(cfg, dataset)
+        mirrors = source.mirrors(cfg.data_dir, **options) if cfg.tta == "flip" else None
         changed = [c for c, m in enumerate(mirrors or []) if m != c]
         if changed:  # (None: every class is its own mirror)
             raise cli.UsageError(f"--tta flip averages each image with its mirror image, but a "
                                  f"mirror changes {len(changed)} of the {len(mirrors)} classes "
                                  f"of --dataset {dataset} (a mirrored 'keep left' is a 'keep "
                                  "right', a mirrored 2 no digit); evaluate without --tta flip")
-        names = source.class_names(args.data_dir)
+        names = source.class_names(cfg.data_dir)
         trained = config.get("class_names") or names
         if names != trained:  # labels are positions in the sorted class folders
-            raise cli.UsageError(f"{args.data_dir} has the classes {', '.join(names)}; the run "
+            raise cli.UsageError(f"{cfg.data_dir} has the classes {', '.join(names)}; the run "
                                  f"was trained on {', '.join(trained)}: evaluate on images of "
                                  "the same classes")
         self.class_names = trained
-        source.validate(args.data_dir, args.split, **options)
+        source.validate(cfg.data_dir, cfg.split, **options)
         val_size = config["runs"][-1]["val_size"]
         with self.graph.as_default():
             images, labels, self.iterator = model.split_input(
-                self.model, source, args.data_dir, args.split, args.batch_size, val_size,
+                self.model, source, cfg.data_dir, cfg.split, cfg.batch_size, val_size,
                 options, initializable=True,
-                resize=input_data.KEEP if args.dense else args.resize)
+                resize=input_data.KEEP if cfg.dense else cfg.resize)
             self.tower = tflite.tower(self.lite, images, labels) if self.lite else \
-                model.tower(self.model, images, labels, flip_average=args.tta == "flip",
-                            dense_scales=args.scales if args.dense else None)
+                model.tower(self.model, images, labels, flip_average=cfg.tta == "flip",
+                            dense_scales=cfg.scales if cfg.dense else None)
             # the images as the network saw them, back in RGB 0..255
             pixels = input_data.unprocess_batch(images, nets.get(self.model["arch"]).preprocess)
-            self.add_details(args.errors, pixels)
+            self.add_details(cfg.errors, pixels)
             self.global_step = tf1.train.get_or_create_global_step()
-        return [str(f) for f in source.image_names(args.data_dir, args.split, val_size,
+        return [str(f) for f in source.image_names(cfg.data_dir, cfg.split, val_size,
                                                    **options)]
 
     def run(self, checkpoint):
@@ -215,39 +232,43 @@ class Evaluator:
             return int(session.run(self.global_step)), result
 
 
-def watch(args):
+def watch(flags):
     """Evaluate each new checkpoint of LOG_DIR/train as training writes it, until Ctrl-C."""
-    train_dir = runs.RunDir(args.log_dir).train
-    if not os.path.isdir(args.log_dir):
-        raise cli.UsageError(f"--log-dir {args.log_dir} does not exist; give the --log-dir of "
+    train_dir = runs.RunDir(flags.log_dir).train
+    if not os.path.isdir(flags.log_dir):
+        raise cli.UsageError(f"--log-dir {flags.log_dir} does not exist; give the --log-dir of "
                              "the training run to watch")
     evaluator = None
     print(f"Watching {train_dir} for new checkpoints (Ctrl-C to stop).", flush=True)
     try:
         for checkpoint in tf1.train.checkpoints_iterator(train_dir):
-            evaluator = evaluator or Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-            reports.report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
-                   evaluator.files, evaluator.averaged)
+            if evaluator is None:
+                config = runs.config_for(checkpoint, flags.log_dir)
+                evaluator = Evaluator(resolve(flags, config), config)
+            reports.report(evaluator.cfg, checkpoint, *evaluator.run(checkpoint),
+                           evaluator.class_names, evaluator.files, evaluator.averaged)
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("Stopped watching.")
     return 0
 
 
-def evaluate(args):
-    devices.session_config(args.precision, args.xla)  # fails now on a precision it cannot run
-    if args.watch:
-        return watch(args)
-    if args.model:
-        lite = tflite.load(args.model)
-        evaluator = Evaluator(args, tflite.run_config(lite), lite)
-        reports.report(args, lite.path, *evaluator.run(lite.path), evaluator.class_names,
-               evaluator.files, evaluator.averaged)
+def evaluate(flags):
+    devices.session_config(flags.precision, flags.xla)  # fails now on a precision it cannot run
+    if flags.watch:
+        return watch(flags)
+    if flags.model:
+        lite = tflite.load(flags.model)
+        config = tflite.run_config(lite)
+        evaluator = Evaluator(resolve(flags, config), config, lite)
+        reports.report(evaluator.cfg, lite.path, *evaluator.run(lite.path),
+                       evaluator.class_names, evaluator.files, evaluator.averaged)
         return 0
-    checkpoint = runs.find_checkpoint(args.log_dir, args.checkpoint, args.best)
-    evaluator = Evaluator(args, runs.config_for(checkpoint, args.log_dir))
-    reports.report(args, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
-           evaluator.files, evaluator.averaged)
+    checkpoint = runs.find_checkpoint(flags.log_dir, flags.checkpoint, flags.best)
+    config = runs.config_for(checkpoint, flags.log_dir)
+    evaluator = Evaluator(resolve(flags, config), config)
+    reports.report(evaluator.cfg, checkpoint, *evaluator.run(checkpoint), evaluator.class_names,
+                   evaluator.files, evaluator.averaged)
     return 0
 
 

@@ -74,7 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--no-ema", action="store_true",
                    help="use a run's trained weights even when its checkpoint holds their "
                         "moving averages")
-    return p.parse_args(argv)
+    return cli.freeze(p.parse_args(argv))
 
 
 def map_sides(network, end_points):
@@ -124,24 +124,24 @@ def grad_cam(logits, maps, classes):
     return tf.math.divide_no_nan(cam, peak)
 
 
-def explain(classifier, files, args):
+def explain(classifier, files, cfg):
     """``(layer, [(probabilities [classes], [(class index, map [h, w])])])`` for each file:
     the classes to explain and their maps at the network's resolution."""
     config = classifier.config
     network = nets.get(config["arch"])
     with tf.Graph().as_default():
         images, _, iterator = model.inputs(lambda: input_data.read_files(
-            files, args.batch_size, config["image_size"], network.preprocess,
+            files, cfg.batch_size, config["image_size"], network.preprocess,
             config["resize"]).map(
                 lambda batch: (batch, tf.zeros([tf.shape(batch)[0]], tf.int32))),
             initializable=True)
         logits, end_points = model.inference(config, images)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         sides = map_sides(network, end_points)
-        if args.layer and args.layer not in sides:
-            raise cli.UsageError(f"--layer {args.layer}: choose a convolutional layer of "
+        if cfg.layer and cfg.layer not in sides:
+            raise cli.UsageError(f"--layer {cfg.layer}: choose a convolutional layer of "
                                  f"{config['arch']}: {', '.join(sides)}")
-        layer = args.layer or default_layer(sides)
+        layer = cfg.layer or default_layer(sides)
         classes = tf1.placeholder(tf.int32, [None])
         cam = grad_cam(logits, end_points[layer], classes)
         results = []
@@ -151,11 +151,11 @@ def explain(classifier, files, args):
             with Progress("explain", len(files), sys.stderr) as progress:
                 for batch, batch_probabilities, batch_logits in model.each_batch(
                         session, [images, probabilities, logits]):
-                    if args.class_name is not None:
+                    if cfg.class_name is not None:
                         chosen = np.full([len(batch), 1],
-                                         classifier.class_names.index(args.class_name))
+                                         classifier.class_names.index(cfg.class_name))
                     else:
-                        chosen = np.argsort(-batch_logits, axis=1, kind="stable")[:, :args.top]
+                        chosen = np.argsort(-batch_logits, axis=1, kind="stable")[:, :cfg.top]
                     maps = [session.run(cam, {images: batch, classes: chosen[:, k]})
                             for k in range(chosen.shape[1])]
                     for i, image_probabilities in enumerate(batch_probabilities):
@@ -220,36 +220,36 @@ def check_out(out, names, save_maps):
     return targets
 
 
-def run(args):
-    files = image_files.image_files(args.images)
-    names = output_names(args.images, files)
-    check_out(args.out, names, args.save_maps)
-    classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
-        serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
-    if args.resize:
-        classifier.config["resize"] = args.resize
+def run(cfg):
+    files = image_files.image_files(cfg.images)
+    names = output_names(cfg.images, files)
+    check_out(cfg.out, names, cfg.save_maps)
+    classifier = serving.from_weights(cfg.weights, cfg.arch) if cfg.weights else \
+        serving.from_run(cfg.log_dir, cfg.checkpoint, cfg.best, not cfg.no_ema)
+    if cfg.resize:
+        classifier.config["resize"] = cfg.resize
     class_names = classifier.class_names
-    if args.class_name is not None and args.class_name not in class_names:
-        raise cli.UsageError(f"--class {args.class_name}: not a class of {classifier.source} "
+    if cfg.class_name is not None and cfg.class_name not in class_names:
+        raise cli.UsageError(f"--class {cfg.class_name}: not a class of {classifier.source} "
                              f"({base.few(class_names)})")
-    if args.top > len(class_names):
-        raise cli.UsageError(f"--top {args.top}: {classifier.source} has "
+    if cfg.top > len(class_names):
+        raise cli.UsageError(f"--top {cfg.top}: {classifier.source} has "
                              f"{len(class_names)} classes")
-    layer, results = explain(classifier, files, args)
-    os.makedirs(args.out, exist_ok=True)
+    layer, results = explain(classifier, files, cfg)
+    os.makedirs(cfg.out, exist_ok=True)
     for path, name, (probabilities, explained) in zip(files, names, results):
         image = image_files.image_rgb(path)
         maps = [full_size(cam, *image.shape[:2], classifier.config["resize"])
                 for _, cam in explained]
         picture(image, [(f"{class_names[c]} {probabilities[c]:.3f}", heat)
                         for (c, _), heat in zip(explained, maps)],
-                os.path.join(args.out, name + ".png"))
-        if args.save_maps:
-            np.save(os.path.join(args.out, name + ".npy"),
+                os.path.join(cfg.out, name + ".png"))
+        if cfg.save_maps:
+            np.save(os.path.join(cfg.out, name + ".npy"),
                     maps[0] if len(maps) == 1 else np.stack(maps))
         print(f"{path}: " + ", ".join(f"{class_names[c]} {probabilities[c]:.4f}"
                                       for c, _ in explained))
-    print(f"Wrote {len(files)} picture{'s' if len(files) != 1 else ''} to {args.out} "
+    print(f"Wrote {len(files)} picture{'s' if len(files) != 1 else ''} to {cfg.out} "
           f"(Grad-CAM at {layer})")
     return 0
 

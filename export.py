@@ -84,7 +84,7 @@ def parse_args(argv=None):
     if args.format == "tflite-int8" and args.weights:
         p.error("--format tflite-int8 calibrates on a run's training images; --weights has "
                 "none (use --format tflite)")
-    return args
+    return cli.freeze(args)
 
 
 def next_version(out):
@@ -145,18 +145,18 @@ def write_npy(classifier, path):
     return 0
 
 
-def export(args):
-    classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
-        serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
-    if args.resize:
-        classifier.config["resize"] = args.resize
-    if args.npy:
-        return write_npy(classifier, args.npy)
-    version = next_version(args.out)
-    if args.format != "savedmodel":
-        return write_tflite(args, classifier, version)
-    os.makedirs(args.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete
+def export(cfg):
+    classifier = serving.from_weights(cfg.weights, cfg.arch) if cfg.weights else \
+        serving.from_run(cfg.log_dir, cfg.checkpoint, cfg.best, not cfg.no_ema)
+    if cfg.resize:
+        classifier.config["resize"] = cfg.resize
+    if cfg.npy:
+        return write_npy(classifier, cfg.npy)
+    version = next_version(cfg.out)
+    if cfg.format != "savedmodel":
+        return write_tflite(cfg, classifier, version)
+    os.makedirs(cfg.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{version}-", dir=cfg.out)  # renamed once complete
     try:
         class_file = os.path.join(work, CLASS_NAMES_FILE)
         with open(class_file, "w", encoding="utf-8") as f:
@@ -173,7 +173,7 @@ def export(args):
                 assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
                 strip_default_attrs=True)
             builder.save()
-        final = os.path.join(args.out, str(version))
+        final = os.path.join(cfg.out, str(version))
         os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -183,20 +183,20 @@ def export(args):
     return 0
 
 
-def write_tflite(args, classifier, version):
+def write_tflite(cfg, classifier, version):
     """OUT/VERSION/model.tflite and class_names.txt (and model.json: what it is), written in a
     temporary folder renamed once complete."""
-    run_config = None if args.weights else runs.config_for(classifier.source, args.log_dir)
+    run_config = None if cfg.weights else runs.config_for(classifier.source, cfg.log_dir)
     calibration = tflite.calibration_images(
-        run_config, classifier, args.calibration_images, args.data_dir) \
-        if args.format == "tflite-int8" else None
+        run_config, classifier, cfg.calibration_images, cfg.data_dir) \
+        if cfg.format == "tflite-int8" else None
     content = tflite.convert(classifier, calibration)
-    os.makedirs(args.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{version}-", dir=args.out)  # renamed once complete
-    final = os.path.join(args.out, str(version))
+    os.makedirs(cfg.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{version}-", dir=cfg.out)  # renamed once complete
+    final = os.path.join(cfg.out, str(version))
     try:
         os.mkdir(os.path.join(work, "model"))  # (mkdtemp's own folder is private, 0700)
-        tflite.write(os.path.join(work, "model"), content, classifier, args.format, run_config)
+        tflite.write(os.path.join(work, "model"), content, classifier, cfg.format, run_config)
         os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -204,7 +204,7 @@ def write_tflite(args, classifier, version):
     calibrated = f", calibrated on {len(calibration)} training images" if calibration is not \
         None else ""
     print(f"Exported {classifier.source} ({classifier.config['arch']}, "
-          f"{len(classifier.class_names)} classes) as {args.format}{calibrated} to "
+          f"{len(classifier.class_names)} classes) as {cfg.format}{calibrated} to "
           f"{os.path.join(final, tflite.MODEL_FILE)}: {len(content):,} bytes "
           f"({len(content) / 2**20:.1f} MiB); it takes uint8 RGB [1, {side}, {side}, 3]")
     return 0

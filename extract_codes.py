@@ -20,6 +20,7 @@ CODES_DIR``. Codes that are up to date stay untouched; only a projector that is 
 made of another split, count or codes, is written.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -70,66 +71,76 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not args.projector and (args.projector_split or args.projector_max is not None):
         p.error("--projector-split and --projector-max go with --projector")
-    args.projector_max = args.projector_max or projector.DEFAULT_MAX
-    if args.projector_max > projector.MAX_POINTS:
-        p.error(f"--projector-max {args.projector_max}: at most {projector.MAX_POINTS} (their "
+    projector_max = args.projector_max or projector.DEFAULT_MAX
+    if projector_max > projector.MAX_POINTS:
+        p.error(f"--projector-max {projector_max}: at most {projector.MAX_POINTS} (their "
                 f"{projector.MIN_SIDE}x{projector.MIN_SIDE} thumbnails fill TensorBoard's "
                 f"{projector.SPRITE_LIMIT}x{projector.SPRITE_LIMIT} sprite)")
-    network = nets.check_image_size(p, args)
-    args.resize = args.resize or "squash"
-    args.layer = args.layer or network.codes_default
-    if args.layer not in network.code_layers:
-        p.error(f"--layer {args.layer}: {args.arch} gives codes at "
+    network, image_size = nets.check_image_size(p, args.arch, args.image_size)
+    layer = args.layer or network.codes_default
+    if layer not in network.code_layers:
+        p.error(f"--layer {layer}: {args.arch} gives codes at "
                 f"{', '.join(network.code_layers)}")
     try:
         input_data.data_options(args)
     except cli.UsageError as e:
         p.error(str(e))
-    return args
+    return cli.freeze(args, projector_max=projector_max, image_size=image_size,
+                      resize=args.resize or "squash", layer=layer)
 
 
-def manifest_for(args, source):
+def resolve(flags, source):
+    """The extraction's configuration, frozen: the checked ``flags`` (``parse_args``) with
+    --val-size the data set's default when not given, once ``source`` has made the data
+    available (CIFAR-10 downloads)."""
+    source.prepare(flags.data_dir)
+    if flags.val_size is not None:
+        return flags
+    return dataclasses.replace(flags, val_size=source.default_val_size(flags.data_dir))
+
+
+def manifest_for(cfg, source):
     try:
-        weights_sha = codes.sha256(args.weights)
+        weights_sha = codes.sha256(cfg.weights)
     except OSError as e:
-        raise cli.UsageError(f"--weights {args.weights}: cannot read it ({e.strerror})") from None
-    return {"network": args.arch, "layer": args.layer, "image_size": args.image_size,
-            "preprocessing": nets.get(args.arch).preprocess, "weights_sha256": weights_sha,
-            "dataset": args.dataset, "val_size": args.val_size, "crop_roi": args.crop_roi,
-            "resize": args.resize,
-            "class_names": source.class_names(args.data_dir),
-            "images": codes.fingerprint(args.data_dir, leave_out=[args.out]),
-            "weights_file": os.path.abspath(args.weights),
-            "data_dir": os.path.abspath(args.data_dir)}
+        raise cli.UsageError(f"--weights {cfg.weights}: cannot read it ({e.strerror})") from None
+    return {"network": cfg.arch, "layer": cfg.layer, "image_size": cfg.image_size,
+            "preprocessing": nets.get(cfg.arch).preprocess, "weights_sha256": weights_sha,
+            "dataset": cfg.dataset, "val_size": cfg.val_size, "crop_roi": cfg.crop_roi,
+            "resize": cfg.resize,
+            "class_names": source.class_names(cfg.data_dir),
+            "images": codes.fingerprint(cfg.data_dir, leave_out=[cfg.out]),
+            "weights_file": os.path.abspath(cfg.weights),
+            "data_dir": os.path.abspath(cfg.data_dir)}
 
 
-def extract(args, source, splits, options):
+def extract(cfg, source, splits, options):
     """``(split, codes, labels)`` of every image of each of ``splits`` in turn, in the order of
     ``source.image_names``: one network on the splits' one iterator, the weights read once."""
-    network = nets.get(args.arch)
+    network = nets.get(cfg.arch)
     with tf.Graph().as_default():
         images, labels, starts = model.split_inputs(
-            {"arch": args.arch, "image_size": args.image_size}, source, args.data_dir, splits,
-            args.batch_size, args.val_size, options, resize=args.resize)
+            {"arch": cfg.arch, "image_size": cfg.image_size}, source, cfg.data_dir, splits,
+            cfg.batch_size, cfg.val_size, options, resize=cfg.resize)
         _, end_points = network.make(images, None, fc_size=cli.default("fc-size"),
-                                     until=args.layer)
-        values = tf.reshape(end_points[args.layer], [tf.shape(images)[0], -1])  # pool5: flat
-        with tf1.Session(config=devices.session_config(args.precision)) as session:
-            report = weights.load_pretrained(args.weights, session, skip=(), verbose=False)
+                                     until=cfg.layer)
+        values = tf.reshape(end_points[cfg.layer], [tf.shape(images)[0], -1])  # pool5: flat
+        with tf1.Session(config=devices.session_config(cfg.precision)) as session:
+            report = weights.load_pretrained(cfg.weights, session, skip=(), verbose=False)
             # the layers with variables up to the code's, in graph order (end_points' order)
-            before = list(end_points)[:list(end_points).index(args.layer) + 1]
+            before = list(end_points)[:list(end_points).index(cfg.layer) + 1]
             needed = [layer for layer in before if layer in network.layers]
             missing = [f"{layer} ({status})" for layer, status, _ in report
                        if layer in needed and status != "loaded"]
             if missing:
-                raise cli.UsageError(f"--weights {args.weights} does not give {args.layer} at "
-                                     f"{args.image_size}x{args.image_size}: {', '.join(missing)}"
+                raise cli.UsageError(f"--weights {cfg.weights} does not give {cfg.layer} at "
+                                     f"{cfg.image_size}x{cfg.image_size}: {', '.join(missing)}"
                                      + (f"; use --image-size {network.imagenet_image_size} "
                                         f"or --layer {network.code_layers[0]}"
                                         if network.imagenet_image_size else ""))
             for split in splits:
                 session.run(starts[split])
-                total = source.num_examples(args.data_dir, split, args.val_size, **options)
+                total = source.num_examples(cfg.data_dir, split, cfg.val_size, **options)
                 out_codes, out_labels = [], []
                 with Progress(split, total) as progress:
                     for batch_codes, batch_labels in model.each_batch(session, [values, labels]):
@@ -140,13 +151,13 @@ def extract(args, source, splits, options):
                        np.concatenate(out_labels))
 
 
-def present_splits(args, source, options):
+def present_splits(cfg, source, options):
     splits = []
     for split in codes.SPLITS:
-        if split == "val" and args.val_size == 0:
+        if split == "val" and cfg.val_size == 0:
             continue
         try:
-            source.validate(args.data_dir, split, **options)
+            source.validate(cfg.data_dir, split, **options)
         except input_data.DataError as e:
             if split == "train":
                 raise
@@ -156,47 +167,45 @@ def present_splits(args, source, options):
     return splits
 
 
-def write_projector(args, source, options, manifest, split):
+def write_projector(cfg, source, options, manifest, split):
     """The projector (``--projector``) of ``split`` of the codes ``manifest`` describes, unless
     it is there already."""
-    record, written = projector.write(args.out, manifest, split, args.projector_max, source,
-                                      args.data_dir, args.batch_size, args.val_size, options)
+    record, written = projector.write(cfg.out, manifest, split, cfg.projector_max, source,
+                                      cfg.data_dir, cfg.batch_size, cfg.val_size, options)
     what = f"{record['count']} of the {record['of']} {split} images"
     if written:
         print(f"Wrote the projector of {what} ({record['tensor_name']}, thumbnails "
-              f"{record['side']}x{record['side']}): tensorboard --logdir {args.out}")
+              f"{record['side']}x{record['side']}): tensorboard --logdir {cfg.out}")
     else:
-        print(f"The projector in {args.out} is up to date ({what}); nothing was written.")
+        print(f"The projector in {cfg.out} is up to date ({what}); nothing was written.")
 
 
-def run(args):
-    source = input_data.SOURCES[args.dataset]
-    source.prepare(args.data_dir)
-    if args.val_size is None:
-        args.val_size = source.default_val_size(args.data_dir)
-    options = input_data.data_options(args)
-    manifest = manifest_for(args, source)
-    path = os.path.join(args.out, codes.MANIFEST)
-    old = codes.intact(args.out) if os.path.exists(path) else None
+def run(flags):
+    source = input_data.SOURCES[flags.dataset]
+    cfg = resolve(flags, source)
+    options = input_data.data_options(cfg)
+    manifest = manifest_for(cfg, source)
+    path = os.path.join(cfg.out, codes.MANIFEST)
+    old = codes.intact(cfg.out) if os.path.exists(path) else None
     if old and codes.same_codes(old, manifest):
-        if args.projector:
-            shown = projector.choose_split(old["splits"], args.projector_split)
-        print(f"The codes in {args.out} are up to date ({', '.join(old['splits'])}); nothing "
-              f"was written{' to them' if args.projector else ''}.")
-        if projector.remove_stale(args.out, old):  # (a run killed as the codes gave way)
-            print(f"Removed the projector of other codes from {args.out}")
-        if args.projector:
-            write_projector(args, source, options, old, shown)
+        if cfg.projector:
+            shown = projector.choose_split(old["splits"], cfg.projector_split)
+        print(f"The codes in {cfg.out} are up to date ({', '.join(old['splits'])}); nothing "
+              f"was written{' to them' if cfg.projector else ''}.")
+        if projector.remove_stale(cfg.out, old):  # (a run killed as the codes gave way)
+            print(f"Removed the projector of other codes from {cfg.out}")
+        if cfg.projector:
+            write_projector(cfg, source, options, old, shown)
         return 0
-    splits = present_splits(args, source, options)
-    if args.projector:  # (a split it cannot show stops the run before anything is written)
-        shown = projector.choose_split(splits, args.projector_split)
-    os.makedirs(args.out, exist_ok=True)
+    splits = present_splits(cfg, source, options)
+    if cfg.projector:  # (a split it cannot show stops the run before anything is written)
+        shown = projector.choose_split(splits, cfg.projector_split)
+    os.makedirs(cfg.out, exist_ok=True)
     counts, parts = {}, {}
     try:
-        for split, values, labels in extract(args, source, splits, options):
-            files = np.array(source.image_names(args.data_dir, split, args.val_size, **options))
-            parts[split] = os.path.join(args.out, f".{split}.npz.part")
+        for split, values, labels in extract(cfg, source, splits, options):
+            files = np.array(source.image_names(cfg.data_dir, split, cfg.val_size, **options))
+            parts[split] = os.path.join(cfg.out, f".{split}.npz.part")
             with open(parts[split], "wb") as f:
                 np.savez(f, codes=values, labels=labels, files=files)
             counts[split] = len(labels)
@@ -209,17 +218,17 @@ def run(args):
     # Every split is made: only now do the old codes give way (a failure before this point
     # leaves them as they were), the manifest last, so that a folder with one is complete. A
     # projector shows the old codes: it goes with them.
-    if projector.discard(args.out) and not args.projector:
-        print(f"Removed the projector of the old codes from {args.out} (--projector makes one "
+    if projector.discard(cfg.out) and not cfg.projector:
+        print(f"Removed the projector of the old codes from {cfg.out} (--projector makes one "
               "of the new)")
     if os.path.exists(path):
         os.remove(path)
     for split, part in parts.items():
-        os.replace(part, os.path.join(args.out, f"{split}.npz"))
+        os.replace(part, os.path.join(cfg.out, f"{split}.npz"))
     json_files.write_json(path, {**manifest, "splits": counts})
-    print(f"Wrote {args.out}")
-    if args.projector:
-        write_projector(args, source, options, {**manifest, "splits": counts}, shown)
+    print(f"Wrote {cfg.out}")
+    if cfg.projector:
+        write_projector(cfg, source, options, {**manifest, "splits": counts}, shown)
     return 0
 
 

@@ -87,12 +87,13 @@ SIGN_NAMES = gtsrb.SIGN_NAMES
 sign_names = gtsrb.sign_names
 
 
-def data_options(args, dataset=None):
-    """The options the data set's functions take beyond the usual ones, from --skip-bad-images
-    and --crop-roi; UsageError where the data set (default --dataset) does not take them."""
+def data_options(cfg, dataset=None):
+    """The options the data set's functions take beyond the usual ones, from a program's
+    configuration ``cfg`` (its --skip-bad-images and --crop-roi: any object with those
+    attributes); UsageError where the data set (default ``cfg.dataset``) does not take them."""
     options = {name: True for name in base.OPTION_ERRORS
-               if getattr(args, name, False)}
-    base.check_options(SOURCES[dataset or args.dataset].OPTIONS, **options)
+               if getattr(cfg, name, False)}
+    base.check_options(SOURCES[dataset or cfg.dataset].OPTIONS, **options)
     return options
 
 
@@ -155,24 +156,24 @@ def check_picture_path(path, data_dir):
                              "elsewhere (nothing is written among the data)")
 
 
-def work(args):
+def work(cfg):
     """What the command line asks: download CIFAR-10 (--download), draw a grid (--show)."""
-    if args.show:
-        check_picture_path(args.out, args.data_dir)
-    if args.download:
-        print(f"CIFAR-10 is in {cifar10.maybe_download(args.data_dir)}")
-    if args.show:
-        source = SOURCES[args.dataset]  # (nothing is downloaded to draw a grid)
-        val_size = (source.default_val_size(args.data_dir) if args.val_size is None
-                    else args.val_size)
-        save_grid(args.data_dir, args.split, args.out, args.augment, val_size,
-                  dataset=args.dataset, image_size=args.image_size,
-                  resize=args.resize or "squash", scale_jitter=args.scale_jitter)
-        print(f"wrote {args.out}")
+    if cfg.show:
+        check_picture_path(cfg.out, cfg.data_dir)
+    if cfg.download:
+        print(f"CIFAR-10 is in {cifar10.maybe_download(cfg.data_dir)}")
+    if cfg.show:
+        source = SOURCES[cfg.dataset]  # (nothing is downloaded to draw a grid)
+        val_size = (source.default_val_size(cfg.data_dir) if cfg.val_size is None
+                    else cfg.val_size)
+        save_grid(cfg.data_dir, cfg.split, cfg.out, cfg.augment, val_size,
+                  dataset=cfg.dataset, image_size=cfg.image_size,
+                  resize=cfg.resize or "squash", scale_jitter=cfg.scale_jitter)
+        print(f"wrote {cfg.out}")
     return 0
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = cli.ArgumentParser(description="Download CIFAR-10, or draw a grid of a data set's images.")
     cli.add_flags(p, "dataset", "data-dir", choices={"dataset": tuple(SOURCES)})
     p.add_argument("--download", action="store_true",
@@ -195,7 +196,11 @@ def main(argv=None):
         p.error("say --download, --show or both")
     if args.download and args.dataset != cifar10.NAME:
         p.error("--download fetches CIFAR-10; a folder of images is yours to put in place")
-    return cli.run_main("input_data.py", work, args)
+    return cli.freeze(args)
+
+
+def main(argv=None):
+    return cli.run_main("input_data.py", work, parse_args(argv))
 
 
 if __name__ == "__main__":

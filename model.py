@@ -35,9 +35,9 @@ HEADS = {"linear": ("head_logits",), "mlp": ("head_hidden", "head_logits")}
 HEAD_INPUT = "head_input"  # the head's fixed standardization of the codes (not trained)
 
 
-def model_config(args):
-    """The ``model`` entry of config.json from parsed flags."""
-    return {key: getattr(args, key, MODEL_DEFAULTS.get(key)) for key in MODEL_KEYS}
+def model_config(cfg):
+    """The ``model`` entry of config.json from a run's configuration (``training.config``)."""
+    return {key: getattr(cfg, key, MODEL_DEFAULTS.get(key)) for key in MODEL_KEYS}
 
 
 def inputs(make_dataset, initializable=False):

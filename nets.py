@@ -4,7 +4,7 @@ A network is one module with a ``build`` function; it becomes usable everywhere 
 with one entry in ``NETWORKS`` below saying how to build it, which layers own variables, which
 give codes, which ``--trainable fc`` means, its last convolution, which image sizes it takes,
 how its inputs are preprocessed and where its ImageNet weights come from.
-Programs never name a particular network: they call ``nets.get(args.arch)``.
+Programs never name a particular network: they call ``nets.get(cfg.arch)``.
 
     network = nets.get("vgg16")
     logits, end_points = network.build(images, num_classes=10, is_training=True)
@@ -129,15 +129,15 @@ def unregister(name):
     NAMES = tuple(NETWORKS)
 
 
-def check_image_size(parser, args):
-    """Fill in --image-size with the network's own (--arch) when not given, and refuse a side
-    the network cannot take, as a flag error of ``parser``. Returns the network."""
-    network = get(args.arch)
-    args.image_size = args.image_size or network.default_image_size
-    problem = network.image_size_error(args.image_size)
+def check_image_size(parser, arch, image_size):
+    """``(network, side)``: the table entry of ``arch`` and ``image_size``, or the network's own
+    side when that is None; a side the network cannot take is a flag error of ``parser``."""
+    network = get(arch)
+    side = image_size or network.default_image_size
+    problem = network.image_size_error(side)
     if problem:
-        parser.error(f"--image-size {problem} for {args.arch}")
-    return network
+        parser.error(f"--image-size {problem} for {arch}")
+    return network, side
 
 
 def get(name):

@@ -68,7 +68,7 @@ def parse_args(argv=None):
     if args.model and (args.dense or args.no_ema or args.precision != "fp32"):
         p.error("--model runs a TFLite model as it is; --dense, --no-ema and --precision do "
                 "not go with it")
-    return args
+    return cli.freeze(args)
 
 
 image_files = input_data.image_files  # (its home is pipeline.py)
@@ -107,33 +107,33 @@ def top_classes(probabilities, logits, names, top):
             for i in order]
 
 
-def run(args):
-    files = image_files(args.images)
-    if args.model:
-        lite = tflite.load(args.model)
-        return show(args, files, lite.class_names,
-                    *tflite.predict_files(lite, files, args.batch_size, args.resize, sys.stderr))
-    classifier = serving.from_weights(args.weights, args.arch) if args.weights else \
-        serving.from_run(args.log_dir, args.checkpoint, args.best, not args.no_ema)
-    if args.resize:
-        classifier.config["resize"] = args.resize
+def run(cfg):
+    files = image_files(cfg.images)
+    if cfg.model:
+        lite = tflite.load(cfg.model)
+        return show(cfg, files, lite.class_names,
+                    *tflite.predict_files(lite, files, cfg.batch_size, cfg.resize, sys.stderr))
+    classifier = serving.from_weights(cfg.weights, cfg.arch) if cfg.weights else \
+        serving.from_run(cfg.log_dir, cfg.checkpoint, cfg.best, not cfg.no_ema)
+    if cfg.resize:
+        classifier.config["resize"] = cfg.resize
     scales = None
-    if args.dense:
-        scales = args.scales or [classifier.config["image_size"]]
+    if cfg.dense:
+        scales = cfg.scales or [classifier.config["image_size"]]
         try:
             model.check_dense(classifier.config, scales)
         except ValueError as e:
             raise cli.UsageError(f"--dense: {e}") from None
     probabilities, logits = predict(classifier.config, files, classifier.load,
-                                    args.batch_size, args.precision, dense_scales=scales)
-    return show(args, files, classifier.class_names, probabilities, logits)
+                                    cfg.batch_size, cfg.precision, dense_scales=scales)
+    return show(cfg, files, classifier.class_names, probabilities, logits)
 
 
-def show(args, files, names, probabilities, logits):
+def show(cfg, files, names, probabilities, logits):
     """Print each file's top classes (or, with --json, one document of them)."""
-    results = [{"file": path, "top": top_classes(p, l, names, args.top)}
+    results = [{"file": path, "top": top_classes(p, l, names, cfg.top)}
                for path, p, l in zip(files, probabilities, logits)]
-    if args.json:
+    if cfg.json:
         print(json.dumps(results, indent=1))
         return 0
     for result in results:

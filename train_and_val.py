@@ -29,10 +29,10 @@ import input_data  # noqa: E402
 import model  # noqa: E402
 import nets  # noqa: E402
 import tools  # noqa: E402
+from training import config as configuration  # noqa: E402
 from training import distributed  # noqa: E402
 from training import from_run  # noqa: E402
 from training import hooks  # noqa: E402
-from training import inputs  # noqa: E402
 from training import runs  # noqa: E402
 from training import schedules  # noqa: E402
 from training import summaries  # noqa: E402
@@ -42,6 +42,8 @@ tf1 = tf.compat.v1
 
 
 def parse_args(argv=None):
+    """The command line, checked and completed from itself (``training.config.check_flags``):
+    a frozen object, which ``train`` resolves into the run's ``RunConfig``."""
     p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_flags(p, "dataset", "data-dir", "skip-bad-images", "crop-roi", "log-dir",
                   dataset=None, data_dir=None,
@@ -120,114 +122,51 @@ def parse_args(argv=None):
     cluster.add_argument("--ps-wait", type=cli.at_least(1), default=120,
                          help="seconds a worker waits for a parameter server it cannot reach "
                               "(killed, say) to be started again before it ends (default 120)")
-    args = p.parse_args(argv)
-    check_args(p, args)
-    return args
+    return configuration.check_flags(p, p.parse_args(argv))
 
 
-def check_args(p, args):
-    """What the flag types alone cannot check; fills in the network's defaults."""
-    # With --codes these come from the codes' manifest: only those given are compared with it.
-    if args.codes:
-        args.codes_flags = inputs.Codes.given_flags(args)
-    for key in ("arch", "dataset", "data-dir"):
-        if getattr(args, key.replace("-", "_")) is None:
-            setattr(args, key.replace("-", "_"), cli.default(key))
-    network = nets.check_image_size(p, args)
-    if args.epochs <= 0 or args.learning_rate <= 0:
-        p.error("--epochs and --learning-rate must be positive")
-    if not 0 < args.dropout_keep_prob <= 1:
-        p.error("--dropout-keep-prob must be in (0, 1]")
-    if args.clip_norm < 0 or args.weight_decay < 0 or args.momentum < 0:
-        p.error("--clip-norm, --weight-decay and --momentum must not be negative")
-    for flag in ("warmup_fraction", "label_smoothing", "ema_decay"):
-        if not 0 <= getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be at least 0 and below 1")
-    args.skip = [network.head] if args.skip is None else [s for s in args.skip.split(",") if s]
-    from_run.check_flags(p, args, network)
-    unknown = [s for s in args.skip if s not in network.layers]
-    if unknown:
-        p.error(f"--skip: {', '.join(unknown)} not a layer of {args.arch} "
-                f"({', '.join(network.layers)})")
-    if args.fold_fc6 and ("fc6" not in network.layers
-                          or args.image_size != network.default_image_size
-                          or network.default_image_size == network.imagenet_image_size):
-        p.error("--fold-fc6 needs pool5 to be 1x1 where the public fc6 reads 7x7: VGG at "
-                "--image-size 32")
-    try:
-        input_data.data_options(args)
-    except cli.UsageError as e:
-        p.error(str(e))
-    try:
-        network.trainable_layers(args.trainable)
-    except ValueError as e:
-        p.error(f"--trainable: {e}")
-    if args.head and not args.codes:
-        p.error("--head goes with --codes (a head on cached codes)")
-    schedules.check_flags(p, args)
-    if args.batch_size % args.num_gpus:
-        p.error(f"--batch-size {args.batch_size} does not split into --num-gpus "
-                f"{args.num_gpus} equal parts; give a multiple of {args.num_gpus}")
-    if args.codes:
-        inputs.Codes.check_flags(p, args, network)
-    else:
-        inputs.Images.check_flags(p, args)
-        args.head_size = 0
-
-
-def resolve_fc_size(args, run, resuming):
-    """--fc-size when given; else a resumed run's own; else the paper's 4096 where pretrained
-    fc6/fc7 can load (224x224, or --fold-fc6) and 0 (fc8 on pool5) otherwise: measured on real
-    CIFAR-10 images from scratch, that head beats 4096-wide fc6/fc7 (README, Recipes)."""
-    if args.fc_size is None:  # (--codes has set it)
-        config = (run.config() or {}) if resuming else {}
-        args.fc_size = config["model"]["fc_size"] if "model" in config else (
-            cli.default("fc-size") if args.fold_fc6 or
-            args.image_size == nets.get(args.arch).imagenet_image_size else 0)
-
-
-def tower_devices(args, cluster=None):
+def tower_devices(cfg, cluster=None):
     """``(devices of the towers, device of the variables)``, or ``(None, None)`` for one. In
     a cluster the variables stay on the parameter servers (device None)."""
-    if args.num_gpus == 1:
+    if cfg.num_gpus == 1:
         return None, None
-    places = devices.towers(args.num_gpus, args.tower_device)
+    places = devices.towers(cfg.num_gpus, cfg.tower_device)
     if cluster:
         return places, None
-    return places, "/cpu:0" if args.variables_on == "cpu" else places[0]
+    return places, "/cpu:0" if cfg.variables_on == "cpu" else places[0]
 
 
-def session_config(args, cluster=None):
-    config = devices.session_config(args.precision, args.xla, cpus=args.num_gpus if (
-        args.num_gpus > 1 and args.tower_device == "cpu") else None)
+def session_config(cfg, cluster=None):
+    config = devices.session_config(cfg.precision, cfg.xla, cpus=cfg.num_gpus if (
+        cfg.num_gpus > 1 and cfg.tower_device == "cpu") else None)
     return cluster.session_config(config) if cluster else config
 
 
-def train_step(args, config, images, labels, trainable, global_step, max_steps, protocol,
+def train_step(cfg, config, images, labels, trainable, global_step, max_steps, protocol,
                codes=False, ema=None, steps_per_epoch=1.0, plateau=None):
     """``(train_op, figures of the whole batch, trained variables, optimizer)``: one tower, or
     --num-gpus towers with their gradients averaged; in a cluster, synchronous replicas unless
     --async (``protocol``), which then also update ``ema`` once a global step."""
-    rate = schedules.learning_rate(args, global_step, max_steps, steps_per_epoch, plateau)
-    optimizer = tools.make_optimizer(rate, args.momentum, args.precision, args.nesterov)
-    tower_args = dict(is_training=True, weight_decay=args.weight_decay,
-                      trainable_layers=trainable, dropout_keep_prob=args.dropout_keep_prob,
-                      label_smoothing=args.label_smoothing, codes=codes,
-                      class_weights=args.class_weight_values)
-    places, variable_device = tower_devices(args, protocol and protocol.cluster)
+    rate = schedules.learning_rate(cfg, global_step, max_steps, steps_per_epoch, plateau)
+    optimizer = tools.make_optimizer(rate, cfg.momentum, cfg.precision, cfg.nesterov)
+    tower_args = dict(is_training=True, weight_decay=cfg.weight_decay,
+                      trainable_layers=trainable, dropout_keep_prob=cfg.dropout_keep_prob,
+                      label_smoothing=cfg.label_smoothing, codes=codes,
+                      class_weights=cfg.class_weight_values)
+    places, variable_device = tower_devices(cfg, protocol and protocol.cluster)
     if places:
         made = model.towers(config, images, labels, places, variable_device, **tower_args)
         grads_and_vars = tools.check_and_clip(
             model.average_gradients(model.tower_gradients(optimizer, made, places,
                                                           variable_device)),
-            args.clip_norm, args.precision)
+            cfg.clip_norm, cfg.precision)
         # batch-norm moving averages from the first tower's batch: they move once a step
         update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS, "tower_0")
     else:
         made = [model.tower(config, images, labels, **tower_args)]
         grads_and_vars = tools.compute_gradients(optimizer, made[0].total_loss,
-                                                 made[0].var_list, args.clip_norm,
-                                                 args.precision)
+                                                 made[0].var_list, cfg.clip_norm,
+                                                 cfg.precision)
         update_ops = None
     if protocol:  # (the gradients are the plain optimizer's; the cluster's applies them)
         optimizer = protocol.wrap(optimizer, ema, made[0].var_list)
@@ -239,49 +178,49 @@ def train_step(args, config, images, labels, trainable, global_step, max_steps, 
     return train_op, figures, made[0].var_list, optimizer
 
 
-def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=None):
+def build_graph(cfg, data, max_steps, steps_per_epoch, cluster=None, protocol=None):
     """The training step on ``data`` (a ``training.inputs`` input), its summaries, the validation
     tower when there is a val split, and in a cluster the protocol's ops."""
     global_step = tf1.train.get_or_create_global_step()
-    tf1.set_random_seed(args.seed)
-    config = model.model_config(args)
+    tf1.set_random_seed(cfg.seed)
+    config = model.model_config(cfg)
     # in a cluster, each worker shuffles its own share of the training data its own way
     shard = (len(cluster.workers), cluster.index) if cluster else None
-    seed = args.seed + (cluster.index if cluster else 0)
-    images, labels = data.train_batches(args, config, shard, seed)
+    seed = cfg.seed + (cluster.index if cluster else 0)
+    images, labels = data.train_batches(cfg, config, shard, seed)
     # synchronous replicas update the moving averages once a global step, on the chief
     synchronous = protocol is not None and not protocol.async_updates
-    ema = tf1.train.ExponentialMovingAverage(args.ema_decay, num_updates=global_step) \
-        if args.ema_decay and synchronous else None
-    plateau = schedules.Plateau(args.plateau_patience, args.plateau_factor, args.plateau_decays,
-                                max_steps) if args.lr_schedule == "plateau" else None
+    ema = tf1.train.ExponentialMovingAverage(cfg.ema_decay, num_updates=global_step) \
+        if cfg.ema_decay and synchronous else None
+    plateau = schedules.Plateau(cfg.plateau_patience, cfg.plateau_factor, cfg.plateau_decays,
+                                max_steps) if cfg.lr_schedule == "plateau" else None
     train_op, figures, var_list, optimizer = train_step(
-        args, config, images, labels, data.trainable_layers(args), global_step, max_steps,
+        cfg, config, images, labels, data.trainable_layers(cfg), global_step, max_steps,
         protocol, codes=data.codes, ema=ema, steps_per_epoch=steps_per_epoch, plateau=plateau)
     total_loss, rate = figures["total_loss"], figures["learning_rate"]
     ema_sync = None
     if ema:
         ema_sync = tf.group([ema.average(v).assign(v) for v in var_list])
-    elif args.ema_decay:
-        ema, train_op, ema_sync = model.moving_average(args.ema_decay, global_step, train_op,
+    elif cfg.ema_decay:
+        ema, train_op, ema_sync = model.moving_average(cfg.ema_decay, global_step, train_op,
                                                        var_list)
     tf1.summary.scalar("loss", figures["cross_entropy"])
     tf1.summary.scalar("total_loss", total_loss)
     tf1.summary.scalar("accuracy", figures["accuracy"])
     tf1.summary.scalar("learning_rate", rate)
-    data.summarize(images, nets.get(args.arch).preprocess)
-    network = nets.get(args.arch)
+    data.summarize(images, nets.get(cfg.arch).preprocess)
+    network = nets.get(cfg.arch)
     if not data.codes:  # the first convolution's filters; every layer's weights and gradients
         summaries.filters(network)
-    if args.histograms:
+    if cfg.histograms:
         summaries.histograms(figures["grads_and_vars"])
 
     graph = {"train_op": train_op, "loss": total_loss, "global_step": global_step,
              "progress": [figures["cross_entropy"], figures["accuracy"], rate, global_step],
              "ema_sync": ema_sync, "images": images, "var_list": var_list,
              "end_points": figures["end_points"], "plateau": plateau}
-    if args.val_size != 0:
-        val_images, val_labels, graph["val_iterator"] = data.val_batches(args, config)
+    if cfg.val_size != 0:
+        val_images, val_labels, graph["val_iterator"] = data.val_batches(cfg, config)
         # validation reads the moving averages when there are some, as evaluate.py does
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
             graph["val_tower"] = model.tower(config, val_images, val_labels, codes=data.codes)
@@ -293,66 +232,66 @@ def build_graph(args, data, max_steps, steps_per_epoch, cluster=None, protocol=N
     return graph
 
 
-def start_or_resume(args, run):
+def start_or_resume(cfg, run):
     """``(checkpoint or None, start step, (weights file, its layers) or None)`` once the graph
     is built: resume from the latest checkpoint (after checking it is of this model), else warm
     start from weights read and checked now, before anything is written."""
     checkpoint = run.latest_checkpoint()
     if checkpoint:
-        runs.check_resume(run, model.model_config(args), args.val_size, checkpoint,
-                          tf1.global_variables(), args.ema_decay, args.dataset)
+        runs.check_resume(run, model.model_config(cfg), cfg.val_size, checkpoint,
+                          tf1.global_variables(), cfg.ema_decay, cfg.dataset)
         start_step = tf1.train.load_variable(checkpoint, "global_step")
         print(f"Resuming from {checkpoint} (step {start_step}); pretrained weights not loaded.")
         return checkpoint, start_step, None
-    path = from_run.pretrained_file(args.pretrained, nets.get(args.arch), args.image_size,
-                                    args.fold_fc6, args.skip)
+    path = from_run.pretrained_file(cfg.pretrained, nets.get(cfg.arch), cfg.image_size,
+                                    cfg.fold_fc6, cfg.skip)
     if not path:
         return None, 0, None
     if from_run.is_run(path):
         return None, 0, (from_run.find(path), None)
-    layers = weights.check_finite(weights.read_weights(path), path, args.skip)
-    if args.fc_size and "fc6" not in layers and "fc6" not in args.skip and (
-            args.fold_fc6 or args.image_size == nets.get(args.arch).imagenet_image_size):
+    layers = weights.check_finite(weights.read_weights(path), path, cfg.skip)
+    if cfg.fc_size and "fc6" not in layers and "fc6" not in cfg.skip and (
+            cfg.fold_fc6 or cfg.image_size == nets.get(cfg.arch).imagenet_image_size):
         raise cli.UsageError(f"{path} has no fc6 to load (it holds the convolutions only); "
                              "write one with fc6-fc8 (python convert_weights.py --out ANOTHER."
                              "npy) and pass it with --pretrained")
     return None, 0, (path, layers)
 
 
-def record_run(args, run, checkpoint, pretrained, start_step, max_steps, train_split,
+def record_run(cfg, run, checkpoint, pretrained, start_step, max_steps, train_split,
                train_images, class_names, codes_made=None):
-    """Add this run's resolved flags to config.json; the model is this run's until a
+    """Add this run's configuration to config.json; the model is this run's until a
     checkpoint of it exists."""
     config = run.config() or {"runs": []}
     if not checkpoint or "model" not in config:
         # A checkpoint that lost its config.json fits the graph of these flags (check_resume
         # compared their shapes), so they describe its model.
-        config["model"] = model.model_config(args)
+        config["model"] = model.model_config(cfg)
     config["class_names"] = class_names
     if codes_made:  # what evaluate.py --codes checks codes against
         config["codes"] = codes_made
-    config["runs"].append({**vars(args), "pretrained_file": pretrained,
-                           "start_step": int(start_step), "max_steps": max_steps,
-                           "train_split": train_split, "train_images": train_images,
-                           "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    config["runs"].append(configuration.run_entry(
+        cfg, pretrained_file=pretrained, start_step=int(start_step), max_steps=max_steps,
+        train_split=train_split, train_images=train_images,
+        started=time.strftime("%Y-%m-%d %H:%M:%S")))
     json_files.write_json(run.config_file, config)
 
 
-def make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps, chief=True,
+def make_hooks(cfg, run, graph, scaffold, steps_per_epoch, max_steps, chief=True,
                protocol=None):
     """Stop at the last step, refuse NaN, save, report progress, validate, stop on signals. The
     checkpoint hook comes after the NaN guard, so a step that made the loss NaN is never saved
     (MonitoredTrainingSession would put its own before every hook passed in). Only the chief
     (the one process, or worker 0 of a cluster) saves, validates and writes summaries."""
     validation = None
-    if args.val_size != 0 and chief:
-        validation = hooks.ValidationHook(args.val_every, graph["val_iterator"],
+    if cfg.val_size != 0 and chief:
+        validation = hooks.ValidationHook(cfg.val_every, graph["val_iterator"],
                                           graph["val_tower"], run, graph["global_step"],
                                           graph["val_activations"], graph["plateau"])
-    progress = hooks.ProgressHook(args.log_every, graph["progress"], args.batch_size,
+    progress = hooks.ProgressHook(cfg.log_every, graph["progress"], cfg.batch_size,
                                   steps_per_epoch, max_steps, run.train if chief else None,
                                   validation)
-    saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=args.save_every,
+    saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=cfg.save_every,
                                            scaffold=scaffold)] if chief else []
     sync = protocol.hooks() if protocol else []
     # (validation before the saver: a checkpoint of a validation's step holds what it changed
@@ -366,31 +305,31 @@ def hook(session_hooks, kind):
     return next(h for h in session_hooks if isinstance(h, kind))
 
 
-def diverged(args, run, progress, start_step):
+def diverged(cfg, run, progress, start_step):
     """The message for a run stopped by a NaN loss or non-finite gradients."""
     step = (progress.last_step or start_step) + 1
     last = run.latest_checkpoint()
     cause = (f"at step {step}, the first of this run: with weights checked to be finite, the "
-             f"learning rate ({args.learning_rate:g} at its peak) is too high for them"
+             f"learning rate ({cfg.learning_rate:g} at its peak) is too high for them"
              if step == start_step + 1 else
              f"at step {step} with learning rate {progress.last_rate:.3g}")
     return (f"train_and_val.py: training diverged (NaN loss or gradients) {cause}; stopped "
             f"without saving. The last good checkpoint is {last or 'none (no checkpoint yet)'}; "
-            "resume with a lower --learning-rate" + ("" if args.clip_norm else
+            "resume with a lower --learning-rate" + ("" if cfg.clip_norm else
                                                      " or with --clip-norm 5") + ".")
 
 
-def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=None,
+def run_steps(cfg, run, graph, scaffold, session_hooks, start_step, cluster=None,
               server=None, protocol=None):
     """The training loop. Returns the exit code: 0 done, 1 diverged, 128 + signal. In a
     cluster, a worker that is not the chief writes nothing, and every worker tells the
     parameter servers when it is done (``protocol``)."""
     master = server.target if server else ""
-    config = session_config(args, cluster)
+    config = session_config(cfg, cluster)
     try:
         if protocol:
             protocol.before_session(master, config)
-        return _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster,
+        return _train_session(cfg, run, graph, scaffold, session_hooks, start_step, cluster,
                               master, config, protocol)
     finally:  # (the live bar ends before any line that says what happened)
         hook(session_hooks, hooks.ProgressHook).close()
@@ -398,7 +337,7 @@ def run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster=Non
             protocol.stop_watching()
 
 
-def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluster, master,
+def _train_session(cfg, run, graph, scaffold, session_hooks, start_step, cluster, master,
                    config, protocol):
     chief = cluster is None or cluster.is_chief
     grace = 1 if cluster else 120  # (in a cluster the token thread may wait for gradients)
@@ -406,7 +345,7 @@ def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluste
         with tf1.train.MonitoredTrainingSession(
                 master=master, is_chief=True, checkpoint_dir=run.train, scaffold=scaffold,
                 hooks=session_hooks, save_checkpoint_steps=None, save_checkpoint_secs=None,
-                save_summaries_steps=args.summary_every, log_step_count_steps=0,
+                save_summaries_steps=cfg.summary_every, log_step_count_steps=0,
                 config=config, stop_grace_period_secs=grace) if chief else \
                 distributed.worker_session(master, scaffold, session_hooks, config,
                                            grace) as session:
@@ -416,7 +355,7 @@ def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluste
         if isinstance(e, tf.errors.InvalidArgumentError) and tools.NAN_GRADIENTS not in str(e):
             raise
         hook(session_hooks, hooks.ProgressHook).close()
-        print(diverged(args, run, hook(session_hooks, hooks.ProgressHook), start_step),
+        print(diverged(cfg, run, hook(session_hooks, hooks.ProgressHook), start_step),
               file=sys.stderr)
         return 1
     if protocol:
@@ -435,25 +374,26 @@ def _train_session(args, run, graph, scaffold, session_hooks, start_step, cluste
     return 0
 
 
-def train(args):
-    run = runs.RunDir(args.log_dir)
-    cluster = distributed.from_flags(args)
-    session_config(args)  # fails now on a precision the machine cannot run
-    tower_devices(args)  # or on more GPUs than it has
+def train(flags):
+    """The run of the checked ``flags`` (``parse_args``); the exit code."""
+    run = runs.RunDir(flags.log_dir)
+    cluster = distributed.from_flags(flags)
+    session_config(flags)  # fails now on a precision the machine cannot run
+    tower_devices(flags)  # or on more GPUs than it has
     if cluster and cluster.job == "ps":
-        return distributed.serve(cluster, session_config(args))
+        return distributed.serve(cluster, session_config(flags))
     chief = cluster is None or cluster.is_chief
-    protocol = distributed.Protocol(cluster, args.async_updates, args.ps_wait) \
+    protocol = distributed.Protocol(cluster, flags.async_updates, flags.ps_wait) \
         if cluster else None
 
-    ###########################################
-    # Select the data: images, or cached codes #
-    ###########################################
-    data = inputs.select(args)
-    images_per_step = protocol.images_per_step(args.batch_size) if protocol else \
-        args.batch_size
+    ############################################################################
+    # Resolve the configuration, once: the data (images or codes), the network #
+    ############################################################################
+    cfg, data = configuration.resolve(flags, run, chief)
+    images_per_step = protocol.images_per_step(cfg.batch_size) if protocol else \
+        cfg.batch_size
     steps_per_epoch = data.train_images / images_per_step
-    max_steps = args.max_steps or max(1, round(args.epochs * steps_per_epoch))
+    max_steps = cfg.max_steps or max(1, round(cfg.epochs * steps_per_epoch))
 
     with contextlib.ExitStack() as held:
         if chief:
@@ -462,49 +402,44 @@ def train(args):
             run.tidy()  # leftovers of an interrupted save, the checkpoint index
             runs.read_best(run.best_file)  # a damaged best.json: said now, before any write
 
-        ######################
-        # Select the network #
-        ######################
-        resolve_fc_size(args, run, resuming=chief and run.latest_checkpoint() is not None)
-
         ####################################################
         # Configure the optimization, in the cluster's way #
         ####################################################
-        server = distributed.start_server(cluster, session_config(args, cluster)) \
+        server = distributed.start_server(cluster, session_config(cfg, cluster)) \
             if cluster else None
         with tf1.device(cluster.device_setter()) if cluster else contextlib.nullcontext():
-            graph = build_graph(args, data, max_steps, steps_per_epoch, cluster, protocol)
+            graph = build_graph(cfg, data, max_steps, steps_per_epoch, cluster, protocol)
         devices.check_fits(graph["var_list"], graph["images"], graph["end_points"],
-                           args.batch_size, f"{args.arch} at {args.image_size}x"
-                           f"{args.image_size} with --batch-size {args.batch_size}")
+                           cfg.batch_size, f"{cfg.arch} at {cfg.image_size}x"
+                           f"{cfg.image_size} with --batch-size {cfg.batch_size}")
 
         ###########################################
         # Start: resume, or warm start from weights #
         ###########################################
-        checkpoint, start_step, pretrained = start_or_resume(args, run) if chief else (
+        checkpoint, start_step, pretrained = start_or_resume(cfg, run) if chief else (
             None, 0, None)
-        stopped = schedules.stopped_early(args, checkpoint)
+        stopped = schedules.stopped_early(cfg, checkpoint)
         if (stopped or start_step >= max_steps) and not cluster:
             print(stopped or f"{checkpoint} is at step {start_step}, already at --max-steps "
                   f"{max_steps}: nothing to do (raise --max-steps or --epochs to train further).")
             return 0
         if chief:
-            record_run(args, run, checkpoint, pretrained and pretrained[0], start_step,
+            record_run(cfg, run, checkpoint, pretrained and pretrained[0], start_step,
                        max_steps, data.train_split, data.train_images, data.class_names,
                        codes_made=data.record())
-            summaries.write_hparams(run.root, summaries.hparams_of(args))
+            summaries.write_hparams(run.root, summaries.hparams_of(cfg))
 
         def warm_start(scaffold, session):
             data.warm_start(session)
             if pretrained and pretrained[1] is None:  # a checkpoint of a run
-                from_run.load(pretrained[0], session, nets.get(args.arch).layers,
-                              from_run.skips(args))
+                from_run.load(pretrained[0], session, nets.get(cfg.arch).layers,
+                              from_run.skips(cfg))
                 if graph["ema_sync"] is not None:  # the averages start from the loaded weights
                     session.run(graph["ema_sync"])
             elif pretrained:
-                weights.load_pretrained(pretrained[0], session, skip=from_run.skips(args),
+                weights.load_pretrained(pretrained[0], session, skip=from_run.skips(cfg),
                                         layers=pretrained[1],
-                                        fold=("fc6",) if args.fold_fc6 else ())
+                                        fold=("fc6",) if cfg.fold_fc6 else ())
                 pretrained[1].clear()  # (the file's arrays are in the graph now)
                 if graph["ema_sync"] is not None:  # the averages start from the loaded weights
                     session.run(graph["ema_sync"])
@@ -516,13 +451,13 @@ def train(args):
         # or moved and resumed, and the rotation of old checkpoints never reaches outside it.
         scaffold = tf1.train.Scaffold(init_fn=warm_start, saver=tf1.train.Saver(
             sharded=True, max_to_keep=5, save_relative_paths=True, allow_empty=True))
-        session_hooks = make_hooks(args, run, graph, scaffold, steps_per_epoch, max_steps,
+        session_hooks = make_hooks(cfg, run, graph, scaffold, steps_per_epoch, max_steps,
                                    chief, protocol)
-        where = f"; logs in {args.log_dir}" if chief else " (the chief saves and logs)"
+        where = f"; logs in {cfg.log_dir}" if chief else " (the chief saves and logs)"
         who = f"{cluster.name} of {len(cluster.workers)} workers: " if cluster else ""
-        print(f"{who}Training {data.describe(args)} from step {start_step} to {max_steps}"
+        print(f"{who}Training {data.describe(cfg)} from step {start_step} to {max_steps}"
               f"{where}", flush=True)
-        return run_steps(args, run, graph, scaffold, session_hooks, start_step, cluster,
+        return run_steps(cfg, run, graph, scaffold, session_hooks, start_step, cluster,
                          server, protocol)
 
 

@@ -18,14 +18,14 @@ from inference import tflite
 tf1 = tf.compat.v1
 
 
-def export_one_step(args, tmp):
+def export_one_step(cfg, tmp):
     """An export.py --out folder in ``tmp`` with the three kinds, of the --arch network trained
     one step from scratch on random CIFAR-format files."""
     data_dir, log_dir, out = (os.path.join(tmp, name) for name in ("data", "logs", "exported"))
     measure.write_cifar_files(data_dir, train_records=500, test_records=10)
     export = ["export.py", "--log-dir", log_dir, "--out", out]
-    for command in (["train_and_val.py", "--data-dir", data_dir, "--arch", args.arch,
-                     "--pretrained", "none", "--image-size", args.image_size, "--val-size", 0,
+    for command in (["train_and_val.py", "--data-dir", data_dir, "--arch", cfg.arch,
+                     "--pretrained", "none", "--image-size", cfg.image_size, "--val-size", 0,
                      "--batch-size", 8, "--fc-size", cli.default("fc-size"), "--max-steps", 1,
                      "--log-dir", log_dir], export, export + ["--format", "tflite"],
                     export + ["--format", "tflite-int8", "--calibration-images", 100]):
@@ -66,23 +66,23 @@ def lite_rates(folders, count, batch_size, repeats, threads, seed=0):
     return results
 
 
-def lite_speeds(args):
+def lite_speeds(cfg):
     """--tflite: the table (see the docstring), then one JSON line."""
     with tempfile.TemporaryDirectory() as tmp:
-        folders = tflite.newest_exports(args.export_dir or export_one_step(args, tmp))
+        folders = tflite.newest_exports(cfg.export_dir or export_one_step(cfg, tmp))
         where = {"savedmodel": folders["savedmodel"], "tflite": folders["tflite"],
-                 "tflite_int8": folders["tflite-int8"]} if args.export_dir else {}
-        results = {**where, "images": args.tflite_images,
-                   "batch_size": args.batch_size, "tflite_threads": args.tflite_threads,
+                 "tflite_int8": folders["tflite-int8"]} if cfg.export_dir else {}
+        results = {**where, "images": cfg.tflite_images,
+                   "batch_size": cfg.batch_size, "tflite_threads": cfg.tflite_threads,
                    "interpreter": tflite.INTERPRETER, **lite_rates(
-                       folders, args.tflite_images, args.batch_size, args.repeats,
-                       args.tflite_threads)}
-    if not args.export_dir:
-        results["arch"], results["image_size"] = args.arch, args.image_size
-    print(f"TFLite against the SavedModel: {args.tflite_images} images, medians of "
-          f"{args.repeats} runs after warm-up; {tflite.INTERPRETER} with {args.tflite_threads} "
+                       folders, cfg.tflite_images, cfg.batch_size, cfg.repeats,
+                       cfg.tflite_threads)}
+    if not cfg.export_dir:
+        results["arch"], results["image_size"] = cfg.arch, cfg.image_size
+    print(f"TFLite against the SavedModel: {cfg.tflite_images} images, medians of "
+          f"{cfg.repeats} runs after warm-up; {tflite.INTERPRETER} with {cfg.tflite_threads} "
           "threads")
-    for name, what in (("savedmodel", f"SavedModel, batch {args.batch_size}"),
+    for name, what in (("savedmodel", f"SavedModel, batch {cfg.batch_size}"),
                        ("savedmodel_b1", "SavedModel, batch 1"), ("tflite", "TFLite float32"),
                        ("tflite_int8", "TFLite int8")):
         size = results.get(f"{name}_bytes")

@@ -52,60 +52,60 @@ def flops_per_image(arch, image_size, num_classes=input_data.NUM_CLASSES):
 
 
 @contextlib.contextmanager
-def bare_step(args, batch_norm=False):
+def bare_step(cfg, batch_norm=False):
     """``(session, step, grads_and_vars, tower)``: the training step alone (the training
     program's default loss, optimizer and clipping) on a batch held in a variable."""
     rng = np.random.default_rng(0)
-    shape = [args.batch_size, args.image_size, args.image_size, 3]
+    shape = [cfg.batch_size, cfg.image_size, cfg.image_size, 3]
     with tf.Graph().as_default():
         images = tf1.get_variable("images", initializer=rng.uniform(
             -120, 130, shape).astype(np.float32), trainable=False)
         labels = tf1.get_variable("labels", initializer=rng.integers(
-            0, input_data.NUM_CLASSES, args.batch_size).astype(np.int32), trainable=False)
-        config = {**model_config(args.arch, args.image_size), "batch_norm": batch_norm}
+            0, input_data.NUM_CLASSES, cfg.batch_size).astype(np.int32), trainable=False)
+        config = {**model_config(cfg.arch, cfg.image_size), "batch_norm": batch_norm}
         tower = model.tower(config, images, labels, is_training=True,
                             weight_decay=cli.default("weight-decay"),
                             dropout_keep_prob=cli.default("dropout-keep-prob"))
         optimizer = tools.make_optimizer(cli.default("learning-rate"), cli.default("momentum"),
-                                         args.precision)
+                                         cfg.precision)
         grads = tools.compute_gradients(optimizer, tower.total_loss, tower.var_list,
-                                        cli.default("clip-norm"), args.precision)
+                                        cli.default("clip-norm"), cfg.precision)
         step = tools.apply_gradients(optimizer, grads, tf1.train.get_or_create_global_step())
-        with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
+        with tf1.Session(config=devices.session_config(cfg.precision, cfg.xla)) as session:
             session.run(tf1.global_variables_initializer())
             yield session, step, grads, tower
 
 
-def bare_step_rate(args):
+def bare_step_rate(cfg):
     """Images/s of the training step alone (``bare_step``)."""
-    with bare_step(args) as (session, step, _, _):
+    with bare_step(cfg) as (session, step, _, _):
         def steps():
-            for _ in range(args.steps):
+            for _ in range(cfg.steps):
                 session.run(step)
-        return measure.median_rate(steps, args.steps * args.batch_size, args.repeats)
+        return measure.median_rate(steps, cfg.steps * cfg.batch_size, cfg.repeats)
 
 
-def eval_rate(args, data_dir):
+def eval_rate(cfg, data_dir):
     with tf.Graph().as_default():
-        config = model_config(args.arch, args.image_size)
-        images, _, _ = model.split_input(config, "cifar10", data_dir, "test", args.batch_size,
+        config = model_config(cfg.arch, cfg.image_size)
+        images, _, _ = model.split_input(config, "cifar10", data_dir, "test", cfg.batch_size,
                                          repeat=True)
         logits, _ = model.inference(config, images)
         predictions = tf.argmax(logits, -1)
-        with tf1.Session(config=devices.session_config(args.precision, args.xla)) as session:
+        with tf1.Session(config=devices.session_config(cfg.precision, cfg.xla)) as session:
             session.run(tf1.global_variables_initializer())
 
             def batches():
-                for _ in range(args.steps):
+                for _ in range(cfg.steps):
                     session.run(predictions)
-            return measure.median_rate(batches, args.steps * args.batch_size, args.repeats)
+            return measure.median_rate(batches, cfg.steps * cfg.batch_size, cfg.repeats)
 
 
-def pipeline_rate(args, data_dir, val_size):
+def pipeline_rate(cfg, data_dir, val_size):
     with tf.Graph().as_default():
         images, labels, _ = model.split_input(
-            model_config(args.arch, args.image_size), "cifar10", data_dir, "train",
-            args.batch_size, val_size, shuffle=True, augment=True, repeat=True, seed=0)
+            model_config(cfg.arch, cfg.image_size), "cifar10", data_dir, "train",
+            cfg.batch_size, val_size, shuffle=True, augment=True, repeat=True, seed=0)
         consume = [tf.reduce_sum(images), tf.reduce_sum(labels)]
         with tf1.Session() as session:
             batches = 50
@@ -113,23 +113,23 @@ def pipeline_rate(args, data_dir, val_size):
             def run():
                 for _ in range(batches):
                     session.run(consume)
-            return measure.median_rate(run, batches * args.batch_size, args.repeats, warmup=2)
+            return measure.median_rate(run, batches * cfg.batch_size, cfg.repeats, warmup=2)
 
 
-def keras_rate(args, data_dir, val_size):
+def keras_rate(cfg, data_dir, val_size):
     """``(images/s, whether Keras compiled with XLA)`` of Keras model.fit on the same network,
     optimizer, batch size and data; ``(None, None)`` for a network with no Keras twin here."""
     import keras
 
-    if args.arch not in vgg16.CONFIGS:  # the Keras twin below is written for VGG only
+    if cfg.arch not in vgg16.CONFIGS:  # the Keras twin below is written for VGG only
         return None, None
     keep = cli.default("dropout-keep-prob")
-    if args.precision == "bf16":
+    if cfg.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    elif args.precision == "fp16":
+    elif cfg.precision == "fp16":
         keras.mixed_precision.set_global_policy("mixed_float16")
-    layers = [keras.Input((args.image_size, args.image_size, 3))]
-    for block in vgg16.CONFIGS[args.arch]:
+    layers = [keras.Input((cfg.image_size, cfg.image_size, 3))]
+    for block in vgg16.CONFIGS[cfg.arch]:
         layers += [keras.layers.Conv2D(c, 3, padding="same", activation="relu") for c in block]
         layers.append(keras.layers.MaxPooling2D(2))
     layers.append(keras.layers.Flatten())
@@ -143,8 +143,8 @@ def keras_rate(args, data_dir, val_size):
                                      global_clipnorm=cli.default("clip-norm")),
                 keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
-    data = input_data.read_cifar10(data_dir, "train", args.batch_size, shuffle=True,
-                                   augment=True, image_size=args.image_size, repeat=True,
+    data = input_data.read_cifar10(data_dir, "train", cfg.batch_size, shuffle=True,
+                                   augment=True, image_size=cfg.image_size, repeat=True,
                                    seed=0, val_size=val_size)
 
     class EpochTimer(keras.callbacks.Callback):
@@ -152,23 +152,23 @@ def keras_rate(args, data_dir, val_size):
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            rates.append(args.steps * args.batch_size / (time.perf_counter() - self.start))
+            rates.append(cfg.steps * cfg.batch_size / (time.perf_counter() - self.start))
 
     rates = []
-    net.fit(data, epochs=args.repeats + 1, steps_per_epoch=args.steps, verbose=0,
+    net.fit(data, epochs=cfg.repeats + 1, steps_per_epoch=cfg.steps, verbose=0,
             callbacks=[EpochTimer()])
     keras.mixed_precision.set_global_policy("float32")
     return statistics.median(rates[1:]), bool(net.jit_compile)  # the first epoch compiles
 
 
-def program_rate(args, data_dir, log_dir):
+def program_rate(cfg, data_dir, log_dir):
     """Median images/s of train_and_val.py from scratch on the CIFAR-format files."""
-    flags = ["--data-dir", data_dir, "--arch", args.arch, "--pretrained", "none",
-             "--batch-size", args.batch_size, "--image-size", args.image_size, "--val-size", 0,
-             "--fc-size", cli.default("fc-size"), "--precision", args.precision] + (
-                 ["--xla"] if args.xla else [])
+    flags = ["--data-dir", data_dir, "--arch", cfg.arch, "--pretrained", "none",
+             "--batch-size", cfg.batch_size, "--image-size", cfg.image_size, "--val-size", 0,
+             "--fc-size", cli.default("fc-size"), "--precision", cfg.precision] + (
+                 ["--xla"] if cfg.xla else [])
     return statistics.median(measure.program_rates(
-        log_dir, flags, args.steps * (args.repeats + 1), args.steps))
+        log_dir, flags, cfg.steps * (cfg.repeats + 1), cfg.steps))
 
 
 def print_table(r, forward):
@@ -193,24 +193,24 @@ def print_table(r, forward):
           f"{r['pipeline_vs_train']:.1f}x and evaluation {r['eval_vs_train']:.1f}x training")
 
 
-def step_speeds(args):
+def step_speeds(cfg):
     """The default benchmark: the table (see benchmark.py's docstring), then one JSON line."""
-    forward, training = flops_per_image(args.arch, args.image_size)
-    results = {"arch": args.arch, "batch_size": args.batch_size, "image_size": args.image_size,
-               "precision": args.precision, "xla": args.xla}
+    forward, training = flops_per_image(cfg.arch, cfg.image_size)
+    results = {"arch": cfg.arch, "batch_size": cfg.batch_size, "image_size": cfg.image_size,
+               "precision": cfg.precision, "xla": cfg.xla}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "data")
         measure.write_cifar_files(data_dir, train_records=2000, test_records=1000)
         val_size = 200
-        results["matmul_gflops_fp32"] = measure.matmul_gflops(tf.float32, args.repeats)
-        results["matmul_gflops_bf16"] = measure.matmul_gflops(tf.bfloat16, args.repeats)
-        results["pipeline_img_s"] = pipeline_rate(args, data_dir, val_size)
-        results["bare_step_img_s"] = bare_step_rate(args)
-        results["train_img_s"] = program_rate(args, data_dir, os.path.join(tmp, "logs"))
-        results["eval_img_s"] = eval_rate(args, data_dir)
+        results["matmul_gflops_fp32"] = measure.matmul_gflops(tf.float32, cfg.repeats)
+        results["matmul_gflops_bf16"] = measure.matmul_gflops(tf.bfloat16, cfg.repeats)
+        results["pipeline_img_s"] = pipeline_rate(cfg, data_dir, val_size)
+        results["bare_step_img_s"] = bare_step_rate(cfg)
+        results["train_img_s"] = program_rate(cfg, data_dir, os.path.join(tmp, "logs"))
+        results["eval_img_s"] = eval_rate(cfg, data_dir)
         results["keras_img_s"], results["keras_xla"] = (
-            (None, None) if args.skip_keras else keras_rate(args, data_dir, val_size))
-    peak = results["matmul_gflops_bf16" if args.precision == "bf16" else "matmul_gflops_fp32"]
+            (None, None) if cfg.skip_keras else keras_rate(cfg, data_dir, val_size))
+    peak = results["matmul_gflops_bf16" if cfg.precision == "bf16" else "matmul_gflops_fp32"]
     results["train_gflops_per_image"] = training / 1e9
     results["train_gflops"] = results["train_img_s"] * training / 1e9
     results["bare_step_gflops"] = results["bare_step_img_s"] * training / 1e9

@@ -15,19 +15,19 @@ from training import summaries
 tf1 = tf.compat.v1
 
 
-def summary_costs(args):
+def summary_costs(cfg):
     """Seconds of a training step with batch norm, alone and with each kind of summary run in
     the same ``session.run`` (as MonitoredTrainingSession runs them every --summary-every
     steps), measured in turns so that the machine's load falls on all alike; and of the
     activation images a validation makes (a batch forward to a few layers, their maps drawn and
     encoded)."""
-    network = nets.get(args.arch)
-    with bare_step(args, batch_norm=True) as (session, step, grads, tower):
+    network = nets.get(cfg.arch)
+    with bare_step(cfg, batch_norm=True) as (session, step, grads, tower):
         kinds = {"step": [], "filters": [summaries.filters(network)],
                  "histograms": summaries.histograms(grads)}
         maps = {layer: tower.end_points[layer] for layer in summaries.activation_layers(network)}
         times = {kind: [] for kind in kinds}
-        for repeat in range(args.repeats + 1):  # side by side, in turns (the first: warm-up)
+        for repeat in range(cfg.repeats + 1):  # side by side, in turns (the first: warm-up)
             for kind, extra in kinds.items():
                 start = time.perf_counter()
                 session.run([step, *extra])
@@ -36,9 +36,9 @@ def summary_costs(args):
         seconds = {kind: statistics.median(values) for kind, values in times.items()}
         seconds["activations"] = 1 / measure.median_rate(
             lambda: summaries.activation_summary(session.run(maps)).SerializeToString(), 1,
-            args.repeats)
-    print(f"{args.arch} {args.image_size}x{args.image_size}, batch {args.batch_size}, with batch "
-          f"norm; medians of {args.repeats} after warm-up")
+            cfg.repeats)
+    print(f"{cfg.arch} {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}, with batch "
+          f"norm; medians of {cfg.repeats} after warm-up")
     print(f"  training step                   {seconds['step'] * 1000:8.1f} ms")
     for kind in ("filters", "histograms"):
         extra = seconds[kind] - seconds["step"]

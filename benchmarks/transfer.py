@@ -33,12 +33,12 @@ def write_initial_weights(arch, image_size, path):
     weights.write_weights(path, layers)
 
 
-def extraction_rate(args, data_dir, weights_file, out, val_size):
+def extraction_rate(cfg, data_dir, weights_file, out, val_size):
     """extract_codes.py's images/s over the training split, as its progress lines report it."""
-    command = [sys.executable, os.path.join(ROOT, "extract_codes.py"), "--arch", args.arch,
+    command = [sys.executable, os.path.join(ROOT, "extract_codes.py"), "--arch", cfg.arch,
                "--weights", weights_file, "--layer", "fc6", "--data-dir", data_dir,
-               "--image-size", str(args.image_size), "--val-size", str(val_size),
-               "--batch-size", str(args.batch_size), "--precision", args.precision,
+               "--image-size", str(cfg.image_size), "--val-size", str(val_size),
+               "--batch-size", str(cfg.batch_size), "--precision", cfg.precision,
                "--out", out]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode:
@@ -48,34 +48,34 @@ def extraction_rate(args, data_dir, weights_file, out, val_size):
     return float(last.split("images  ")[1].split()[0])
 
 
-def transfer(args):
+def transfer(cfg):
     """Extraction images/s; one epoch of a linear head on fc6 codes against one epoch of
     --trainable fc on the images, both as train_and_val.py reports its speed."""
-    val_size = args.transfer_images // 10
-    train_images = args.transfer_images - val_size
-    epoch_steps = max(1, train_images // args.batch_size)
-    results = {"arch": args.arch, "image_size": args.image_size, "batch_size": args.batch_size,
-               "precision": args.precision, "layer": "fc6", "train_images": train_images}
+    val_size = cfg.transfer_images // 10
+    train_images = cfg.transfer_images - val_size
+    epoch_steps = max(1, train_images // cfg.batch_size)
+    results = {"arch": cfg.arch, "image_size": cfg.image_size, "batch_size": cfg.batch_size,
+               "precision": cfg.precision, "layer": "fc6", "train_images": train_images}
     with tempfile.TemporaryDirectory() as tmp:
-        data_dir, npy = os.path.join(tmp, "data"), os.path.join(tmp, f"{args.arch}.npy")
-        measure.write_cifar_files(data_dir, train_records=args.transfer_images, test_records=100)
-        write_initial_weights(args.arch, args.image_size, npy)
+        data_dir, npy = os.path.join(tmp, "data"), os.path.join(tmp, f"{cfg.arch}.npy")
+        measure.write_cifar_files(data_dir, train_records=cfg.transfer_images, test_records=100)
+        write_initial_weights(cfg.arch, cfg.image_size, npy)
         out = os.path.join(tmp, "codes")
-        results["extract_img_s"] = extraction_rate(args, data_dir, npy, out, val_size)
-        quiet = ["--batch-size", args.batch_size, "--val-every", 10 ** 9, "--save-every",
-                 10 ** 9, "--precision", args.precision]
+        results["extract_img_s"] = extraction_rate(cfg, data_dir, npy, out, val_size)
+        quiet = ["--batch-size", cfg.batch_size, "--val-every", 10 ** 9, "--save-every",
+                 10 ** 9, "--precision", cfg.precision]
         for name, flags in (("codes", ["--codes", out, "--head", "linear"]),
-                            ("images", ["--data-dir", data_dir, "--arch", args.arch,
+                            ("images", ["--data-dir", data_dir, "--arch", cfg.arch,
                                         "--pretrained", npy, "--trainable", "fc",
-                                        "--image-size", args.image_size, "--val-size",
+                                        "--image-size", cfg.image_size, "--val-size",
                                         val_size, "--fc-size", cli.default("fc-size")])):
             rates = measure.program_rates(os.path.join(tmp, f"logs-{name}"), flags + quiet,
-                                          epoch_steps * (args.repeats + 1), epoch_steps)
+                                          epoch_steps * (cfg.repeats + 1), epoch_steps)
             results[f"{name}_img_s"] = statistics.median(rates)
             results[f"{name}_epoch_s"] = train_images / results[f"{name}_img_s"]
     results["codes_vs_images"] = results["codes_img_s"] / results["images_img_s"]
-    print(f"transfer learning: {args.arch} {args.image_size}x{args.image_size}, fc6 codes, "
-          f"batch {args.batch_size}, {args.precision}, {train_images} training images; "
+    print(f"transfer learning: {cfg.arch} {cfg.image_size}x{cfg.image_size}, fc6 codes, "
+          f"batch {cfg.batch_size}, {cfg.precision}, {train_images} training images; "
           "medians of epochs after the first")
     print(f"  extraction (extract_codes.py)          {results['extract_img_s']:10.1f} images/s")
     for name, what in (("codes", "a linear head on the codes (--codes)"),

@@ -4,7 +4,8 @@ the errors a user can cause, and the ``main()`` trap that turns them into one li
     p = cli.ArgumentParser(description=...)
     cli.add_flags(p, "data-dir", "log-dir", "batch-size", batch_size=250)  # a default of its own
     cli.add_flags(p, "arch", choices={"arch": nets.NAMES})  # the table gives the choices
-    return cli.run_main("evaluate.py", evaluate, p.parse_args(argv))
+    flags = cli.freeze(p.parse_args(argv))  # frozen: what a program reads, never written
+    return cli.run_main("evaluate.py", evaluate, flags)
 
 Nothing here imports the rest of the project, so every module may import it. ``run_main`` is
 hermetic: each call builds its graph in a ``tf.Graph`` of its own and puts back the signal
@@ -15,7 +16,9 @@ returns, so a program's ``main(argv)`` can be called many times in one process (
 import argparse
 import atexit
 import contextlib
+import dataclasses
 import faulthandler
+import functools
 import math
 import os
 import re
@@ -41,6 +44,24 @@ class ArgumentParser(argparse.ArgumentParser):
         release_startup_lines()
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def freeze(args, **resolved):
+    """The parsed flags as a frozen dataclass (``Flags``): one field for each of the parser's
+    destinations in ``args`` (an argparse Namespace), in the parser's order, ``resolved`` giving
+    the value of a field the program completes itself (a default that depends on another flag,
+    say) or adding one after them. Writing a field raises ``dataclasses.FrozenInstanceError``,
+    so what a program read from its command line stays what it read; a later step that learns
+    more (from the data, a run's config.json) makes a new object with ``dataclasses.replace``.
+    The programs' ``parse_args(argv)`` return one; train_and_val.py's run has its own, typed
+    ``training.config.RunConfig``."""
+    values = {**vars(args), **resolved}
+    return _flags_class(tuple(values))(**values)
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_class(names):
+    return dataclasses.make_dataclass("Flags", names, frozen=True)
 
 
 def quiet_interrupt(program):

@@ -111,13 +111,13 @@ def plot_mistakes(mistakes, names, title, path):
     plt.close(fig)
 
 
-def report_stem(args, checkpoint, how, evaluation):
+def report_stem(cfg, checkpoint, how, evaluation):
     """LOG_DIR/eval/SPLIT[-codes][-tta-flip][-no-ema]-model.ckpt-N, or with -2, -3, ... where
     a report of that name is of another evaluation (other data, say): a report is never
     replaced by a different one, only by the same evaluation made again."""
-    eval_dir = runs.RunDir(args.log_dir).eval
-    name = tflite.report_name(checkpoint) if args.model else os.path.basename(checkpoint)
-    base = os.path.join(eval_dir, f"{args.split}{how}-{name}")
+    eval_dir = runs.RunDir(cfg.log_dir).eval
+    name = tflite.report_name(checkpoint) if cfg.model else os.path.basename(checkpoint)
+    base = os.path.join(eval_dir, f"{cfg.split}{how}-{name}")
     for n in itertools.count(1):
         stem = base if n == 1 else f"{base}-{n}"
         try:
@@ -195,47 +195,47 @@ def print_figures(found, heading):
                   f"{names[error['prediction']]}  {error['file']}")
 
 
-def report(args, checkpoint, step, result, names, files, averaged=False):
+def report(cfg, checkpoint, step, result, names, files, averaged=False):
     """Print the figures of ``result``; write the confusion matrix PNG, the sheet of the most
     confident mistakes (STEM-errors.png), the JSON report (with each image's file, label,
     predicted class, its probability and, with more than 5 classes, its top 5) and the
-    TensorBoard summaries to LOG_DIR/eval. ``names``: the class names, in label order;
-    ``files``: the images'."""
-    found = {"images": result.count, **figures(result, names, files, args.normalize_confusion,
-                                               args.errors)}
-    print_figures(found, f"{checkpoint} (step {step}): evaluated {result.count} {args.split} "
+    TensorBoard summaries to LOG_DIR/eval. ``cfg``: the evaluation's configuration
+    (evaluate.py's); ``names``: the class names, in label order; ``files``: the images'."""
+    found = {"images": result.count, **figures(result, names, files, cfg.normalize_confusion,
+                                               cfg.errors)}
+    print_figures(found, f"{checkpoint} (step {step}): evaluated {result.count} {cfg.split} "
                   "images")
 
-    eval_dir = runs.RunDir(args.log_dir).eval
+    eval_dir = runs.RunDir(cfg.log_dir).eval
     os.makedirs(eval_dir, exist_ok=True)
-    how = ("-codes" if args.codes else "") + ("-dense" if getattr(args, "dense", False) else "") \
-        + ("-tta-flip" if args.tta == "flip" else "") + (
-        "-no-ema" if args.no_ema else "")
+    how = ("-codes" if cfg.codes else "") + ("-dense" if getattr(cfg, "dense", False) else "") \
+        + ("-tta-flip" if cfg.tta == "flip" else "") + (
+        "-no-ema" if cfg.no_ema else "")
     # what makes two evaluations of one checkpoint and split the same
-    evaluation = {"data": os.path.abspath(args.codes or args.data_dir),
-                  "dataset": getattr(args, "dataset", None), "moving_averages": averaged,
-                  "crop_roi": bool(getattr(args, "crop_roi", False)), "tta": args.tta,
-                  "resize": getattr(args, "resize", None),
-                  "dense": args.scales if getattr(args, "dense", False) else None,
-                  "precision": getattr(args, "precision", "fp32")}
-    if getattr(args, "model", None):
+    evaluation = {"data": os.path.abspath(cfg.codes or cfg.data_dir),
+                  "dataset": getattr(cfg, "dataset", None), "moving_averages": averaged,
+                  "crop_roi": bool(getattr(cfg, "crop_roi", False)), "tta": cfg.tta,
+                  "resize": getattr(cfg, "resize", None),
+                  "dense": cfg.scales if getattr(cfg, "dense", False) else None,
+                  "precision": getattr(cfg, "precision", "fp32")}
+    if getattr(cfg, "model", None):
         evaluation["tflite"] = os.path.abspath(checkpoint)
-    stem = report_stem(args, checkpoint, how, evaluation)
+    stem = report_stem(cfg, checkpoint, how, evaluation)
     accuracy, loss = found["accuracy"], found["loss"]
-    title = f"{args.split}: accuracy {accuracy:.4f} at step {step}"
-    if args.normalize_confusion:
+    title = f"{cfg.split}: accuracy {accuracy:.4f} at step {step}"
+    if cfg.normalize_confusion:
         plot_confusion(np.array(found["confusion_matrix_normalized"]), names,
                        title + " (rows normalized)", stem + ".png", fractions=True)
     else:
         plot_confusion(np.array(found["confusion_matrix"]), names, title, stem + ".png")
-    write_mistakes(args, stem, step, result.mistakes, names,
+    write_mistakes(cfg, stem, step, result.mistakes, names,
                    int(np.sum(result.labels != result.predictions)))
     json_files.write_json(stem + ".json", {
-        "checkpoint": checkpoint, "global_step": step, "split": args.split,
+        "checkpoint": checkpoint, "global_step": step, "split": cfg.split,
         "images": found.pop("images"), "evaluation": evaluation, **found})
-    if not getattr(args, "model", None):  # (a TFLite model's figures: not the run's curve)
+    if not getattr(cfg, "model", None):  # (a TFLite model's figures: not the run's curve)
         runs.add_scalars(tf1.summary.FileWriterCache.get(eval_dir), step,
-                         **{f"{args.split}/accuracy": accuracy, f"{args.split}/loss": loss})
+                         **{f"{cfg.split}/accuracy": accuracy, f"{cfg.split}/loss": loss})
     print(f"wrote {stem}.png and {stem}.json")
     return accuracy
 
@@ -247,21 +247,21 @@ def which_mistakes(shown, wrong):
     return f"the {shown} most confident of {wrong} mistakes"
 
 
-def write_mistakes(args, stem, step, mistakes, names, wrong):
+def write_mistakes(cfg, stem, step, mistakes, names, wrong):
     """STEM-errors.png, the sheet of the most confident mistakes, when there are some to draw;
     one line on what was done. A sheet left by the report this one replaces (the same
     evaluation) goes when this one has none."""
     path = stem + "-errors.png"
     if mistakes and mistakes[0].pixels is not None:
-        plot_mistakes(mistakes, names, f"{args.split}: {which_mistakes(len(mistakes), wrong)} "
+        plot_mistakes(mistakes, names, f"{cfg.split}: {which_mistakes(len(mistakes), wrong)} "
                       f"at step {step}", path)
         print(f"wrote {path}: {which_mistakes(len(mistakes), wrong)}")
         return
     if os.path.exists(path):
         os.remove(path)
-    if not args.errors:
+    if not cfg.errors:
         return
-    if args.codes:
+    if cfg.codes:
         print("no sheet of mistakes: --codes evaluates cached codes, which have no pixels")
     elif not wrong:
-        print(f"no sheet of mistakes: every {args.split} image is classified right")
+        print(f"no sheet of mistakes: every {cfg.split} image is classified right")

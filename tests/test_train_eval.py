@@ -367,11 +367,10 @@ def test_fc_size_default_follows_the_image_size_and_a_resumed_run(tmp_path):
              (["--log-dir", logs], True, 256),  # a checkpoint to resume: its own size
              (["--log-dir", logs], False, 0)]  # a config.json but no checkpoint: the default
     sizes = helpers.python_json(
-        "import json, train_and_val; from training import runs; out = []\n"
+        "import json, train_and_val; from training import config, runs; out = []\n"
         f"for flags, resuming in {[([str(f) for f in c[0]], c[1]) for c in cases]!r}:\n"
         "    args = train_and_val.parse_args(['--arch', 'vgg11'] + flags)\n"
-        "    train_and_val.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming)\n"
-        "    out.append(args.fc_size)\n"
+        "    out.append(config.resolve_fc_size(args, runs.RunDir(args.log_dir), resuming))\n"
         "print(json.dumps(out))")
     assert sizes == [c[2] for c in cases]
 

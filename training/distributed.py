@@ -2,7 +2,7 @@
 the Distributed TensorFlow flags or the TF_CONFIG environment variable), the parameter servers'
 life, and the signals between tasks.
 
-    cluster = distributed.from_flags(args)       # None: one process, no cluster
+    cluster = distributed.from_flags(flags)      # None: one process, no cluster
     if cluster.job == "ps":
         return distributed.serve(cluster)        # until every worker says it is done
     server = distributed.start_server(cluster)
@@ -110,23 +110,23 @@ def _check(cluster, where):
     return cluster
 
 
-def from_flags(args, environ=None):
+def from_flags(flags, environ=None):
     """The cluster of this task from --job-name, --task-index, --ps-hosts and --worker-hosts;
     when none of them is given, from TF_CONFIG (``{"cluster": {"ps": [...], "worker": [...],
     "chief": [...]}, "task": {"type": ..., "index": ...}}``, a "chief" being worker 0); None
     when neither says anything (one process). UsageError naming the flag or TF_CONFIG."""
     environ = os.environ if environ is None else environ
-    given = {"--job-name": args.job_name, "--task-index": args.task_index,
-             "--ps-hosts": args.ps_hosts, "--worker-hosts": args.worker_hosts}
+    given = {"--job-name": flags.job_name, "--task-index": flags.task_index,
+             "--ps-hosts": flags.ps_hosts, "--worker-hosts": flags.worker_hosts}
     if any(v is not None for v in given.values()):
         missing = [flag for flag, value in given.items() if value is None]
         if missing:
             raise UsageError(f"{', '.join(missing)} missing: a cluster task needs all of "
                              f"{', '.join(FLAGS)}")
-        return _check(Cluster(_hosts("--ps-hosts", args.ps_hosts),
-                              _hosts("--worker-hosts", args.worker_hosts), args.job_name,
-                              args.task_index), f"--job-name {args.job_name} --task-index "
-                                                f"{args.task_index}")
+        return _check(Cluster(_hosts("--ps-hosts", flags.ps_hosts),
+                              _hosts("--worker-hosts", flags.worker_hosts), flags.job_name,
+                              flags.task_index), f"--job-name {flags.job_name} --task-index "
+                                                f"{flags.task_index}")
     text = environ.get("TF_CONFIG")
     if not text:
         return None

@@ -29,26 +29,25 @@ _NOT_COPIED = re.compile(r"(^|/)(Momentum|ExponentialMovingAverage)(_\d+)?$|^glo
                          r"^lr_schedule/")
 
 
-def check_flags(p, args, network):
-    """--init-layers paper: the layers outside the paper's set join ``args.skip``; ``p.error``
-    for a network without them (or a head on codes)."""
+def check_flags(p, args, network, skip):
+    """--init-layers paper: the layers of ``network`` outside the paper's set and not in
+    ``skip`` already, which join the skipped ones (a tuple; empty for --init-layers all);
+    ``p.error`` for a network without them (or a head on codes)."""
     if args.init_layers != "paper":
-        return
+        return ()
     if args.codes or not set(PAPER_LAYERS) <= set(network.layers):
         p.error(f"--init-layers paper: the VGG paper's layers ({', '.join(PAPER_LAYERS)}) are "
                 "layers of VGG trained on images, not of "
-                f"{'a head on codes' if args.codes else args.arch}")
-    args.init_skipped = [s for s in network.layers if s not in PAPER_LAYERS
-                         and s not in args.skip]
-    args.skip += args.init_skipped
+                f"{'a head on codes' if args.codes else network.name}")
+    return tuple(s for s in network.layers if s not in PAPER_LAYERS and s not in skip)
 
 
-def skips(args):
+def skips(cfg):
     """``{layer: why}`` of the layers --pretrained does not give: asked (--skip), or outside
     the paper's set (--init-layers paper)."""
-    paper = set(getattr(args, "init_skipped", ()))
+    paper = set(cfg.init_skipped)
     return {layer: "not in the paper's set (--init-layers paper)" if layer in paper else "asked"
-            for layer in args.skip}
+            for layer in cfg.skip}
 
 
 def is_run(path):

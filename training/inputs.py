@@ -1,12 +1,13 @@
 """What a training run reads, behind one interface: the images of a data set (``Images``: the
 network trains on them) or the codes extract_codes.py cached (``Codes``: a head trains on them,
-the network below it fixed). train_and_val.py asks ``select(args)`` for one and never looks at
-which it got.
+the network below it fixed). ``training.config.resolve`` asks ``select(flags, run)`` for one
+(which prepares the data or reads the codes' manifest) and takes what it fixes of the run's
+configuration from its ``fixed``; train_and_val.py never looks at which it got.
 
-    data = inputs.select(args)             # prepares the data, fills args.num_classes ...
-    images, labels = data.train_batches(args, config, shard=None, seed=0)
-    trainable = data.trainable_layers(args)
-    val_images, val_labels, iterator = data.val_batches(args, config)
+    data = inputs.select(flags, run)       # prepares the data; data.fixed: num_classes, ...
+    images, labels = data.train_batches(cfg, config, shard=None, seed=0)
+    trainable = data.trainable_layers(cfg)
+    val_images, val_labels, iterator = data.val_batches(cfg, config)
 
 Both say what they are (``describe``), how many training images there are, their class names,
 what to set once the session exists (``warm_start``) and what config.json must remember of
@@ -26,76 +27,83 @@ from inference import codes
 import input_data
 import model
 import nets
-from training import runs
 
 tf1 = tf.compat.v1
 
 
 class Images:
-    """The images of ``--dataset`` in ``--data-dir``; fills in ``args.val_size`` (the data set's
-    default when not given) and ``args.num_classes``."""
+    """The images of ``--dataset`` in ``--data-dir``. ``fixed``: what they fix of the run's
+    configuration: ``val_size`` (the data set's default when not given), ``num_classes``, the
+    ``augment`` (the data set's own when not given) and the ``resize`` (a resumed run's own when
+    not given, else squash)."""
 
     codes = False
 
-    def __init__(self, args):
-        self.source = input_data.SOURCES[args.dataset]
-        self.options = input_data.data_options(args)
-        args.augment = args.augment or ",".join(self.source.AUGMENT) or "none"  # its default
-        if args.resize is None:  # a resumed run's own
-            last = ((runs.RunDir(args.log_dir).config() or {}).get("runs") or [{}])[-1]
-            args.resize = last.get("resize") or "squash"
-        self.source.prepare(args.data_dir)
-        if args.val_size is None:
-            args.val_size = self.source.default_val_size(args.data_dir)
-        args.num_classes = self.source.num_classes(args.data_dir)
-        self.train_split = "trainval" if args.val_size == 0 else "train"
-        self.source.validate(args.data_dir, self.train_split, **self.options)
-        self.train_images = self.source.num_examples(args.data_dir, self.train_split,
-                                                     args.val_size, **self.options)
-        self.class_names = self.source.class_names(args.data_dir)
+    def __init__(self, flags, run):
+        self.source = input_data.SOURCES[flags.dataset]
+        self.options = input_data.data_options(flags)
+        augment = flags.augment or ",".join(self.source.AUGMENT) or "none"  # its default
+        resize = flags.resize
+        if resize is None:  # a resumed run's own
+            last = ((run.config() or {}).get("runs") or [{}])[-1]
+            resize = last.get("resize") or "squash"
+        self.data_dir = flags.data_dir
+        self.source.prepare(self.data_dir)
+        self.val_size = flags.val_size
+        if self.val_size is None:
+            self.val_size = self.source.default_val_size(self.data_dir)
+        self.fixed = {"augment": augment, "resize": resize, "val_size": self.val_size,
+                      "num_classes": self.source.num_classes(self.data_dir)}
+        self.train_split = "trainval" if self.val_size == 0 else "train"
+        self.source.validate(self.data_dir, self.train_split, **self.options)
+        self.train_images = self.source.num_examples(self.data_dir, self.train_split,
+                                                     self.val_size, **self.options)
+        self.class_names = self.source.class_names(self.data_dir)
 
-    def describe(self, args):
-        return f"{args.arch} on {self.train_images} images ({self.train_split})"
+    def describe(self, cfg):
+        return f"{cfg.arch} on {self.train_images} images ({self.train_split})"
 
     @staticmethod
-    def check_flags(parser, args):
-        """--augment against --no-augment, --scale-jitter against them and the image size."""
+    def check_flags(parser, args, image_size):
+        """--augment against --no-augment, --scale-jitter against them and the image size;
+        returns the --augment asked (``none`` for --no-augment; None: the data set's own)."""
         if args.no_augment and args.augment not in (None, "none"):
             parser.error(f"--no-augment and --augment {args.augment} say different things; "
                          "give one")
-        args.augment = "none" if args.no_augment else args.augment
+        augment = "none" if args.no_augment else args.augment
         jitter = args.scale_jitter
-        if jitter and args.augment == "none":
+        if jitter and augment == "none":
             parser.error("--scale-jitter is an augmentation: it does not go with --no-augment "
                          "or --augment none")
-        if jitter and jitter[0] < args.image_size:
+        if jitter and jitter[0] < image_size:
             parser.error(f"--scale-jitter {jitter[0]},{jitter[1]}: MIN must be at least "
-                         f"--image-size ({args.image_size}), or the crop would not fit; such as "
-                         f"{args.image_size},{args.image_size * 5 // 4}")
+                         f"--image-size ({image_size}), or the crop would not fit; such as "
+                         f"{image_size},{image_size * 5 // 4}")
+        return augment
 
-    def train_batches(self, args, config, shard, seed):
+    def train_batches(self, cfg, config, shard, seed):
         images, labels, _ = model.split_input(
-            config, self.source, args.data_dir, self.train_split, args.batch_size,
-            args.val_size, self.options, shuffle=True, augment=args.augment,
-            repeat=True, seed=seed, shard=shard, resize=args.resize,
-            scale_jitter=args.scale_jitter)
+            config, self.source, cfg.data_dir, self.train_split, cfg.batch_size,
+            cfg.val_size, self.options, shuffle=True, augment=cfg.augment,
+            repeat=True, seed=seed, shard=shard, resize=cfg.resize,
+            scale_jitter=cfg.scale_jitter)
         return images, labels
 
-    def trainable_layers(self, args):
-        return nets.get(args.arch).trainable_layers(args.trainable)
+    def trainable_layers(self, cfg):
+        return nets.get(cfg.arch).trainable_layers(cfg.trainable)
 
     def summarize(self, images, preprocess):
         tf1.summary.image("input", input_data.unprocess_batch(images[:4], preprocess) / 255.0,
                           max_outputs=4)
 
-    def class_counts(self, args):
-        return self.source.class_counts(args.data_dir, self.train_split, args.val_size,
+    def class_counts(self):
+        return self.source.class_counts(self.data_dir, self.train_split, self.val_size,
                                         **self.options)
 
-    def val_batches(self, args, config):
-        return model.split_input(config, self.source, args.data_dir, "val", args.batch_size,
-                                 args.val_size, self.options, initializable=True,
-                                 resize=args.resize)
+    def val_batches(self, cfg, config):
+        return model.split_input(config, self.source, cfg.data_dir, "val", cfg.batch_size,
+                                 cfg.val_size, self.options, initializable=True,
+                                 resize=cfg.resize)
 
     def warm_start(self, session):
         pass
@@ -104,7 +112,8 @@ class Images:
         return None
 
 
-# What a codes folder's manifest fixes: (flag, its args key); and the manifest's key for each.
+# What a codes folder's manifest fixes: (flag, its configuration's key); and the manifest's key
+# for each.
 CODES_FIX = (("--arch", "arch"), ("--image-size", "image_size"), ("--dataset", "dataset"),
              ("--data-dir", "data_dir"), ("--val-size", "val_size"))
 MANIFEST_KEYS = {"arch": "network", "image_size": "image_size", "dataset": "dataset",
@@ -114,7 +123,8 @@ MANIFEST_KEYS = {"arch": "network", "image_size": "image_size", "dataset": "data
 class Codes:
     """The cached codes in ``--codes``: the network, layer, image size, data set and validation
     split come from their manifest; the weights file the backbone loads from must be the one
-    they were made with."""
+    they were made with. ``fixed``: what they fix of the run's configuration (those, with the
+    ``codes_layer``, ``num_classes``, ``fc_size`` and the ``pretrained`` weights file)."""
 
     codes = True
 
@@ -125,11 +135,12 @@ class Codes:
                 if getattr(args, key) is not None}
 
     @staticmethod
-    def check_flags(parser, args, network):
-        """Refuse the flags that change the network (only the head trains); set the head."""
+    def check_flags(parser, args, network, skip):
+        """Refuse the flags that change the network (only the head trains); returns what the
+        head's run has instead: its ``head`` and ``head_size``, and no layer to ``skip``."""
         given = [flag for flag, value in (("--batch-norm", args.batch_norm),
                                           ("--fold-fc6", args.fold_fc6),
-                                          ("--skip", args.skip != [network.head]),
+                                          ("--skip", tuple(skip) != (network.head,)),
                                           ("--trainable", args.trainable != "all"),
                                           ("--fc-size", args.fc_size is not None),
                                           ("--pretrained none", args.pretrained == "none"),
@@ -142,81 +153,82 @@ class Codes:
         if given:
             parser.error(f"{', '.join(given)} do not go with --codes: the codes fix the network "
                          "(only the head trains)")
-        args.head = args.head or "linear"
-        args.head_size = args.head_size if args.head == "mlp" else 0
-        args.skip = []
+        head = args.head or "linear"
+        return {"head": head, "head_size": args.head_size if head == "mlp" else 0, "skip": ()}
 
-    def __init__(self, args):
-        manifest = codes.read_manifest(args.codes)
+    def __init__(self, flags, run=None):
+        manifest = codes.read_manifest(flags.codes)
+        fixed = {}
         for flag, key in CODES_FIX:
             wanted = manifest.get(MANIFEST_KEYS[key])
-            given = args.codes_flags.get(flag)
+            given = flags.codes_flags.get(flag)
             if key == "data_dir" and given is not None:
                 given = os.path.abspath(given)
             if given is not None and given != wanted:
-                raise cli.UsageError(f"{flag} {args.codes_flags[flag]}: the codes in "
-                                     f"{args.codes} were made with {flag} {wanted}; leave the "
+                raise cli.UsageError(f"{flag} {flags.codes_flags[flag]}: the codes in "
+                                     f"{flags.codes} were made with {flag} {wanted}; leave the "
                                      "flag out (the codes say it) or make codes for it with "
                                      "extract_codes.py")
-            setattr(args, key, wanted)
-        del args.codes_flags
-        args.codes_layer, args.num_classes = manifest["layer"], len(manifest["class_names"])
-        network = nets.get(args.arch)
-        args.fc_size = cli.default("fc-size") if (
-            "fc_size" in network.build_args and args.codes_layer in network.fc_layers) else 0
-        path = manifest.get("weights_file") if args.pretrained == "auto" else args.pretrained
+            fixed[key] = wanted
+        fixed["codes_layer"] = manifest["layer"]
+        fixed["num_classes"] = len(manifest["class_names"])
+        network = nets.get(fixed["arch"])
+        fixed["fc_size"] = cli.default("fc-size") if (
+            "fc_size" in network.build_args and fixed["codes_layer"] in network.fc_layers) else 0
+        path = manifest.get("weights_file") if flags.pretrained == "auto" else flags.pretrained
         if not path or not os.path.isfile(path):
-            raise cli.UsageError(f"the weights file the codes in {args.codes} were made from "
+            raise cli.UsageError(f"the weights file the codes in {flags.codes} were made from "
                                  f"({path}) is not there; pass it with --pretrained (the "
                                  "checkpoint holds the whole network: those layers and the "
                                  "head)")
         if codes.sha256(path) != manifest.get("weights_sha256"):
             raise cli.UsageError(f"--pretrained {path} is not the weights file the codes in "
-                                 f"{args.codes} were made from (its SHA-256 differs); pass "
+                                 f"{flags.codes} were made from (its SHA-256 differs); pass "
                                  "that one")
-        args.pretrained = path
-        self.manifest = manifest
-        self.train_split = "trainval" if args.val_size == 0 else "train"
+        fixed["pretrained"] = path
+        self.fixed, self.manifest, self.folder = fixed, manifest, flags.codes
+        self.train_split = "trainval" if fixed["val_size"] == 0 else "train"
         self.train_images = manifest["splits"]["train"]
         self.class_names = manifest["class_names"]
         self.train_values = None
 
-    def class_counts(self, args):
-        labels = codes.load(args.codes, "train", num_classes=args.num_classes)[1]
-        return np.bincount(labels, minlength=args.num_classes).tolist()
+    def class_counts(self):
+        num_classes = self.fixed["num_classes"]
+        labels = codes.load(self.folder, "train", num_classes=num_classes)[1]
+        return np.bincount(labels, minlength=num_classes).tolist()
 
-    def describe(self, args):
-        return (f"a {args.head} head on {args.arch}'s {args.codes_layer} codes of "
-                f"{self.train_images} images ({args.codes})")
+    def describe(self, cfg):
+        return (f"a {cfg.head} head on {cfg.arch}'s {cfg.codes_layer} codes of "
+                f"{self.train_images} images ({cfg.codes})")
 
-    def train_batches(self, args, config, shard, seed):
-        values, labels = codes.load(args.codes, "train", num_classes=args.num_classes)[:2]
+    def train_batches(self, cfg, config, shard, seed):
+        values, labels = codes.load(cfg.codes, "train", num_classes=cfg.num_classes)[:2]
         if shard:
             values, labels = values[shard[1]::shard[0]], labels[shard[1]::shard[0]]
         self.train_values = values
         images, labels, _ = model.inputs(lambda: codes.dataset(
-            values, labels, args.batch_size, shuffle=True, repeat=True, seed=seed))
+            values, labels, cfg.batch_size, shuffle=True, repeat=True, seed=seed))
         # The whole network, never run here: its checkpoints restore into a graph on images.
         _, end_points = model.inference(config, tf1.placeholder(
-            tf.float32, [None, args.image_size, args.image_size, 3], "images"))
-        width = int(np.prod(end_points[args.codes_layer].shape[1:]))
+            tf.float32, [None, cfg.image_size, cfg.image_size, 3], "images"))
+        width = int(np.prod(end_points[cfg.codes_layer].shape[1:]))
         if width != values.shape[1]:
-            raise cli.UsageError(f"the codes in {args.codes} have {values.shape[1]} values "
-                                 f"each, where {args.arch}'s {args.codes_layer} at "
-                                 f"{args.image_size}x{args.image_size} gives {width}: its "
+            raise cli.UsageError(f"the codes in {cfg.codes} have {values.shape[1]} values "
+                                 f"each, where {cfg.arch}'s {cfg.codes_layer} at "
+                                 f"{cfg.image_size}x{cfg.image_size} gives {width}: its "
                                  "manifest does not describe them; make them again with "
                                  "extract_codes.py")
         return images, labels
 
-    def trainable_layers(self, args):
-        return model.HEADS[args.head]
+    def trainable_layers(self, cfg):
+        return model.HEADS[cfg.head]
 
     def summarize(self, images, preprocess):
         pass  # (codes are no pictures)
 
-    def val_batches(self, args, config):
-        values, labels = codes.load(args.codes, "val", num_classes=args.num_classes)[:2]
-        return model.inputs(lambda: codes.dataset(values, labels, args.batch_size),
+    def val_batches(self, cfg, config):
+        values, labels = codes.load(cfg.codes, "val", num_classes=cfg.num_classes)[:2]
+        return model.inputs(lambda: codes.dataset(values, labels, cfg.batch_size),
                             initializable=True)
 
     def warm_start(self, session):
@@ -228,14 +240,10 @@ class Codes:
                                               "weights_sha256")}
 
 
-def select(args):
-    """The training input the flags ask for: ``Codes`` with --codes, else ``Images``; sets
-    ``args.class_weight_values`` (``class_weights``)."""
-    data = Codes(args) if args.codes else Images(args)
-    args.class_weight_values = class_weights(
-        args.class_weights, data.class_counts(args) if args.class_weights else None,
-        data.class_names)
-    return data
+def select(flags, run):
+    """The training input the checked flags ask for: ``Codes`` with --codes, else ``Images``
+    (``run``: the run's folder, whose config.json a resumed run's resize comes from)."""
+    return Codes(flags, run) if flags.codes else Images(flags, run)
 
 
 def class_weights(given, counts, names):

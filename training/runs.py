@@ -94,6 +94,14 @@ class RunDir:
         handle.flush()
         return contextlib.closing(handle)  # closing the file releases the lock
 
+    def will_resume(self):
+        """Whether ``latest_checkpoint`` will name a checkpoint once ``tidy`` has run, found
+        without changing anything (before the lock is held): the newest complete, readable
+        checkpoint of train/ that tidy points the index at, else the one the index names now."""
+        if os.path.isdir(self.train) and good_checkpoints(self.train)[0]:
+            return True
+        return self.latest_checkpoint() is not None
+
     # How many checkpoints the savers keep in train/ and best/.
     KEEP = {"train": 5, "best": 1}
 
@@ -154,18 +162,25 @@ def damage(prefix):
     return ""
 
 
-def reindex(folder, keep=5):
-    """Point ``folder``'s checkpoint index at its newest complete, readable checkpoint and list
-    the checkpoints by path relative to ``folder``, so that the folder can be copied or moved
-    and the saver's rotation never reaches outside it. Damaged checkpoints are named and left
-    out; no checkpoint file is touched. A rebuilt index lists the newest ``keep`` (what the saver
-    keeps), so that its rotation deletes none of the older ones. Returns notes for the user."""
+def good_checkpoints(folder):
+    """``(prefixes, notes)``: the complete checkpoints of ``folder`` up to its newest readable
+    one, oldest first (empty when none is readable), and a note on each newer damaged one."""
     notes, present = [], complete_checkpoints(folder)
     while present:
         why = damage(present[-1])
         if not why:
             break
         notes.append(f"{present.pop()} is damaged ({why}); using an earlier checkpoint")
+    return present, notes
+
+
+def reindex(folder, keep=5):
+    """Point ``folder``'s checkpoint index at its newest complete, readable checkpoint and list
+    the checkpoints by path relative to ``folder``, so that the folder can be copied or moved
+    and the saver's rotation never reaches outside it. Damaged checkpoints are named and left
+    out; no checkpoint file is touched. A rebuilt index lists the newest ``keep`` (what the saver
+    keeps), so that its rotation deletes none of the older ones. Returns notes for the user."""
+    present, notes = good_checkpoints(folder)
     if not present:
         return notes
     wanted = [os.path.basename(p) for p in present]

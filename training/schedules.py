@@ -19,9 +19,11 @@ PLATEAU_DEFAULTS = {"plateau_patience": 2, "plateau_factor": 0.1, "plateau_decay
 
 
 def check_flags(p, args):
-    """The schedule's own flags, checked with the parser ``p`` (``p.error`` on a bad one);
-    ``args.lr_steps`` becomes a tuple of epochs."""
+    """The schedule's own flags in ``args`` (the parsed command line), checked with the parser
+    ``p`` (``p.error`` on a bad one); returns their resolved values: ``lr_steps`` a tuple of
+    epochs (or None), the plateau's three with their defaults filled in."""
     given = args.lr_steps
+    lr_steps = given
     if given is not None and args.lr_schedule != "step":
         p.error("--lr-steps goes with --lr-schedule step")
     if args.lr_schedule == "step" and given is None:
@@ -36,17 +38,16 @@ def check_flags(p, args):
                 list(epochs) != sorted(set(epochs)):
             p.error(f"--lr-steps {given!r}: give the epochs at which the rate is divided by 10, "
                     "positive and increasing, such as --lr-steps 30,60,90")
-        args.lr_steps = epochs
+        lr_steps = epochs
     given = [f"--plateau-{name}" for name in ("patience", "factor", "decays")
              if getattr(args, f"plateau_{name}") is not None]
     if given and args.lr_schedule != "plateau":
         p.error(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --lr-schedule "
                 "plateau")
-    for name, default in PLATEAU_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    plateau = {name: default if getattr(args, name) is None else getattr(args, name)
+               for name, default in PLATEAU_DEFAULTS.items()}
     if args.lr_schedule == "plateau":
-        if not 0 < args.plateau_factor < 1:
+        if not 0 < plateau["plateau_factor"] < 1:
             p.error("--plateau-factor must be above 0 and below 1")
         if getattr(args, "async_updates", False):
             p.error("--lr-schedule plateau does not go with --async: the chief alone validates, "
@@ -54,31 +55,32 @@ def check_flags(p, args):
         if args.val_size == 0:
             p.error("--lr-schedule plateau decays when validation stops improving: it needs a "
                     "validation split (--val-size above 0)")
+    return {"lr_steps": lr_steps, **plateau}
 
 
-def warmup_steps(args, max_steps):
-    if args.warmup_steps is not None:
-        return args.warmup_steps
-    return round(args.warmup_fraction * max_steps)
+def warmup_steps(cfg, max_steps):
+    if cfg.warmup_steps is not None:
+        return cfg.warmup_steps
+    return round(cfg.warmup_fraction * max_steps)
 
 
-def learning_rate(args, global_step, max_steps, steps_per_epoch, plateau=None):
+def learning_rate(cfg, global_step, max_steps, steps_per_epoch, plateau=None):
     """The learning rate at ``global_step``: --learning-rate times the schedule's factor
     (cosine: from 1 at step 0 to 0 at ``max_steps``; step: 0.1 for each of --lr-steps' epochs
     reached; plateau: ``plateau.factor``), times a linear warm-up from 1/W to 1 over the first W
     steps (--warmup-steps, or else --warmup-fraction of the run)."""
     step = tf.cast(global_step, tf.float32)
-    rate = tf.constant(args.learning_rate, tf.float32)
-    if args.lr_schedule == "cosine":
+    rate = tf.constant(cfg.learning_rate, tf.float32)
+    if cfg.lr_schedule == "cosine":
         progress = tf.minimum(step / float(max_steps), 1.0)
         rate = rate * 0.5 * (1.0 + tf.cos(math.pi * progress))
-    elif args.lr_schedule == "step":
+    elif cfg.lr_schedule == "step":
         epoch = step / float(steps_per_epoch)
-        reached = tf.add_n([tf.cast(epoch >= e, tf.float32) for e in args.lr_steps])
+        reached = tf.add_n([tf.cast(epoch >= e, tf.float32) for e in cfg.lr_steps])
         rate = rate * tf.pow(0.1, reached)
-    elif args.lr_schedule == "plateau":
+    elif cfg.lr_schedule == "plateau":
         rate = rate * plateau.factor
-    warmup = warmup_steps(args, max_steps)
+    warmup = warmup_steps(cfg, max_steps)
     if warmup:
         rate = rate * tf.minimum(1.0, (step + 1.0) / float(warmup))
     return rate
@@ -99,14 +101,14 @@ def plateau_step(state, accuracy, patience, factor, decays):
     return (rate_factor, best, waited, made), "stop"
 
 
-def stopped_early(args, checkpoint):
+def stopped_early(cfg, checkpoint):
     """The line for a ``checkpoint`` of a plateau run that has stopped early already (its last
     decay made, and the patience run out since): training on would only stop again. Or None."""
-    if args.lr_schedule != "plateau" or not checkpoint:
+    if cfg.lr_schedule != "plateau" or not checkpoint:
         return None
     reader = tf1.train.load_checkpoint(checkpoint)
     _, best, waited, made = (reader.get_tensor(f"lr_schedule/{name}") for name in Plateau.NAMES)
-    if made < args.plateau_decays or waited < args.plateau_patience:
+    if made < cfg.plateau_decays or waited < cfg.plateau_patience:
         return None
     return (f"{checkpoint} stopped early: validation accuracy had not improved on {best:.4f} "
             f"for {validations(int(waited))} after {int(made)} decays; nothing to do (raise "

@@ -158,14 +158,14 @@ HPARAMS = ("arch", "batch_norm", "fc_size", "image_size", "dataset", "pretrained
            "precision", "num_gpus", "codes", "head", "seed")
 
 
-def hparams_of(args):
-    """``{flag: value}`` of the recipe flags ``args`` has, as HParams takes them (bool, number
-    or string; None as the string "none")."""
+def hparams_of(cfg):
+    """``{flag: value}`` of the recipe values a run's configuration ``cfg`` has, as HParams
+    takes them (bool, number or string; None as the string "none")."""
     values = {}
     for name in HPARAMS:
-        if not hasattr(args, name):
+        if not hasattr(cfg, name):
             continue
-        value = getattr(args, name)
+        value = getattr(cfg, name)
         values[name] = value if isinstance(value, (bool, int, float, str)) else \
             "none" if value is None else str(value)
     return values

@@ -14,7 +14,7 @@ and every source offers the same functions, so that no program names one.
 What a source offers (its attributes and functions, each function's parameters, what it
 returns and raises) is written in one place: ``Source`` in datasets/base.py. A new data set is
 one module of datasets/ keeping it and one entry in ``SOURCES``; tests/test_sources.py checks
-every entry against it. ``data_options(args)`` gives the options (``crop_roi``,
+every entry against it. ``data_options(cfg)`` gives the options (``crop_roi``,
 ``skip_bad_images``) from the flags. The names of before the split (``read_cifar10``,
 ``read_folder``, ``validate_folder``, ...) are still importable from here.
 

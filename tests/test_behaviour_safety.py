@@ -149,6 +149,7 @@ def test_flags_that_must_be_finite_or_real_are_refused_by_the_parser():
         "        try: train_and_val.parse_args(['--arch', 'vgg11'] + flags); out.append(None)\n"
         "        except SystemExit as e: out.append([e.code, err.getvalue()])\n"
         "print(json.dumps(out))")
+    assert len(outcomes) == len(BAD_FLAGS)
     for (flags, message), outcome in zip(BAD_FLAGS, outcomes):
         assert outcome is not None, flags
         code, stderr = outcome
@@ -278,13 +279,36 @@ def test_an_unwritable_log_dir_and_a_full_disk_are_one_line(workspace, tmp_path,
     assert "No space left on device" in line and "config.json" in line
 
 
+def stderr_of(process):
+    """Where the process's file descriptor 2 points now: its pipe, or the file that holds
+    TensorFlow's start-up lines meanwhile (None once it has ended)."""
+    try:
+        return os.readlink(f"/proc/{process.pid}/fd/2")
+    except FileNotFoundError:
+        return None
+
+
+def wait_until(condition, process, timeout=120):
+    deadline = time.time() + timeout
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def test_ctrl_c_while_starting_is_one_line(workspace, tmp_path):
+    """Ctrl-C while TensorFlow loads (the start-up lines are held: quiet_interrupt's handler is
+    in place) and once it has loaded (run_main has let them go: the graph is being built); each
+    moment is waited for by where the program's stderr points, not by a guess of the time."""
     root, _ = workspace
-    for delay in (0.5, 3.0):  # while TensorFlow loads, and while the graph is built
+    for stage in ("loading", "building"):
         process = start_afresh("train_and_val.py",
                                *train_args(root, tmp_path, "--max-steps", 3), cwd=tmp_path)
-        time.sleep(delay)
+        pipe = stderr_of(process)  # (Popen returns after the exec: fd 2 is the pipe)
+        wait_until(lambda: stderr_of(process) not in (pipe, None), process)
+        if stage == "building":
+            wait_until(lambda: stderr_of(process) == pipe, process)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 130, stderr[-2000:]
+        assert process.returncode == 130, (stage, stderr[-2000:])
         assert "Traceback" not in stderr

@@ -188,6 +188,7 @@ def test_codes_flags_that_contradict_the_manifest_are_refused(workspace, fc6_cod
     expected = ["--arch vgg16: the codes", "--image-size 64: the codes", "--val-size 50: the "
                 "codes", "is not the weights file the codes", "no manifest.json there",
                 "--head goes with --codes", "--trainable do not go with --codes"]
+    assert len(lines) == len(expected)
     for (code, err), words in zip(lines, expected):
         assert code == 2 and len(err) == 1 and words in err[0], (words, err)
     assert not (tmp_path / "l").exists()  # nothing was written

@@ -161,6 +161,7 @@ def test_crop_roi_of_other_shapes_is_resized_like_any_image(tmp_path):
         write_ppm(str(folder / name), pictures[name])
     write_csv(str(folder / "GT-00001.csv"), [[n, 10, 11, *b, 1] for n, b in boxes.items()])
     found, images, _ = read(tmp_path, "trainval", image_size=6, crop_roi=True)
+    assert [n.split("/")[-1] for n in found] == sorted(boxes) and len(images) == len(found)
     for name, image in zip(found, images):
         x1, y1, x2, y2 = boxes[name.split("/")[-1]]
         crop = pictures[name.split("/")[-1]][y1:y2 + 1, x1:x2 + 1].astype(np.float32)
@@ -450,7 +451,7 @@ def test_class_folders_like_the_sample(tmp_path):
                                                           "vorfahrt_gewaehren"]
     assert SOURCE.num_classes(str(tmp_path)) == 4
     found, images, labels = read(tmp_path, "trainval", image_size=6)
-    assert found == sorted(written)
+    assert found == sorted(written) and len(images) == len(labels) == len(found)
     for name, image, label in zip(found, images, labels):
         np.testing.assert_array_equal(image, written[name], err_msg=name)
         assert names[label] == name.split("/")[0]

@@ -190,6 +190,7 @@ def test_explain_on_the_run_has_each_images_size_and_predicts_as_predict(trained
     assert "(Grad-CAM at conv2_1)" in result.stdout  # VGG11 at 32x32: block 2, 16x16
     predicted = predict_json("--log-dir", logs, "--top", 1, "--resize", "crop", *files,
                              cwd=tmp_path)
+    assert len(files) == 4 and [p["file"] for p in predicted] == files
     for path, p in zip(files, predicted):
         heat = np.load(tmp_path / "cams" / (os.path.splitext(os.path.basename(path))[0] + ".npy"))
         width, height = Image.open(path).size

@@ -169,7 +169,7 @@ def test_mistakes_keep_the_pixels_the_network_saw_across_batches(tinynet):
                                .max(axis=1), rtol=1e-5)
     wrong = np.flatnonzero(result.labels != result.predictions)
     expected = sorted(wrong, key=lambda i: (-result.probabilities[i], i))[:4]
-    assert [m.index for m in result.mistakes] == expected
+    assert expected and [m.index for m in result.mistakes] == expected
     for m in result.mistakes:
         np.testing.assert_array_equal(m.pixels, pixels[m.index])
         assert (m.label, m.prediction) == (labels[m.index], result.predictions[m.index])

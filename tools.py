@@ -6,6 +6,8 @@ Everything is TensorFlow 1.x graph style through ``tf.compat.v1``: variables com
 ``conv1_1/weights`` and ``conv1_1/biases``, exactly the names of the public ``vgg16.npy``.
 """
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -35,6 +37,11 @@ WEIGHT_DECAY_COLLECTION = "vgg_weight_decay"
 
 BATCH_NORM_DECAY = 0.99
 BATCH_NORM_EPSILON = 1e-3
+# Inside ``measuring_statistics()``, batch norm in training mode records each layer's
+# ``(moving_mean, moving_variance, batch_mean, batch_variance)`` here instead of updating its
+# moving averages (``training.statistics`` re-estimates them from these).
+BATCH_NORM_STATISTICS = "vgg_batch_norm_statistics"
+_measuring = []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,6 +70,8 @@ def batch_norm(x, is_training):
 
     Training normalizes with the batch statistics and puts the moving-average updates into
     ``UPDATE_OPS`` (``apply_gradients`` below runs them); evaluation uses the moving averages.
+    Inside ``measuring_statistics()`` training mode normalizes the same way but adds the batch's
+    mean and variance to BATCH_NORM_STATISTICS and updates nothing.
     """
     channels = x.shape[-1]
     with tf1.variable_scope("batch_norm"):
@@ -76,6 +85,12 @@ def batch_norm(x, is_training):
         y, _, _ = tf1.nn.fused_batch_norm(x, gamma, beta, moving_mean, moving_var,
                                           epsilon=BATCH_NORM_EPSILON, is_training=False)
         return y
+    if _measuring:  # (a factor of 1: the fused kernel returns the batch's own statistics)
+        y, mean, variance = tf1.nn.fused_batch_norm(
+            x, gamma, beta, moving_mean, moving_var, epsilon=BATCH_NORM_EPSILON,
+            is_training=True, exponential_avg_factor=1.0)
+        tf1.add_to_collection(BATCH_NORM_STATISTICS, (moving_mean, moving_var, mean, variance))
+        return y
     # With exponential_avg_factor the fused kernel returns the updated running averages.
     y, new_mean, new_var = tf1.nn.fused_batch_norm(
         x, gamma, beta, moving_mean, moving_var, epsilon=BATCH_NORM_EPSILON, is_training=True,
@@ -83,6 +98,17 @@ def batch_norm(x, is_training):
     tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, moving_mean.assign(new_mean))
     tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, moving_var.assign(new_var))
     return y
+
+
+@contextlib.contextmanager
+def measuring_statistics():
+    """Inside, networks built in training mode measure their batch-norm statistics (see
+    ``batch_norm``) instead of updating the moving averages."""
+    _measuring.append(True)
+    try:
+        yield
+    finally:
+        _measuring.pop()
 
 
 def conv(name, x, out_channels, is_training=False, use_batch_norm=False, kernel_size=3,

@@ -35,6 +35,7 @@ from training import from_run  # noqa: E402
 from training import hooks  # noqa: E402
 from training import runs  # noqa: E402
 from training import schedules  # noqa: E402
+from training import statistics  # noqa: E402
 from training import summaries  # noqa: E402
 import weights  # noqa: E402
 
@@ -67,6 +68,11 @@ def parse_args(argv=None):
                   "weight-decay", "label-smoothing", "class-weights", "ema-decay", "clip-norm",
                   "dropout-keep-prob", fc_size=None, arch=None,
                   choices={"arch": nets.NAMES})
+    p.add_argument("--bn-refresh", type=cli.at_least(0), default=100, metavar="BATCHES",
+                   help="at the last step, set each batch-norm layer's moving mean and variance "
+                        "to those of this many batches of training images read without "
+                        "augmentation (at most one pass), before the last validation and "
+                        "checkpoint; 0 keeps the moving averages")
     cli.add_flags(p, "augment", "no-augment")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
                    help="length of the run in passes over the training split")
@@ -227,6 +233,11 @@ def build_graph(cfg, data, max_steps, steps_per_epoch, cluster=None, protocol=No
         graph["val_activations"] = {} if data.codes else {  # (shown at each validation)
             layer: graph["val_tower"].end_points[layer]
             for layer in summaries.activation_layers(network)}
+    graph["refresh"] = None
+    if cfg.bn_refresh:  # (on the network validation reads: the averages with --ema-decay)
+        with model.averaged_weights(ema) if ema else contextlib.nullcontext():
+            graph["refresh"] = statistics.Refresh(
+                config, data.refresh_batches(cfg, config, seed), cfg.bn_refresh)
     if protocol:
         protocol.build(optimizer)
     return graph
@@ -291,13 +302,15 @@ def make_hooks(cfg, run, graph, scaffold, steps_per_epoch, max_steps, chief=True
     progress = hooks.ProgressHook(cfg.log_every, graph["progress"], cfg.batch_size,
                                   steps_per_epoch, max_steps, run.train if chief else None,
                                   validation)
+    refresh = [hooks.RefreshHook(graph["refresh"], graph["global_step"], max_steps,
+                                 cfg.batch_size)] if graph["refresh"] and chief else []
     saver = [tf1.train.CheckpointSaverHook(run.train, save_steps=cfg.save_every,
                                            scaffold=scaffold)] if chief else []
     sync = protocol.hooks() if protocol else []
     # (validation before the saver: a checkpoint of a validation's step holds what it changed
-    # in the learning-rate schedule)
+    # in the learning-rate schedule; the refreshed statistics before both)
     return sync + [tf1.train.StopAtStepHook(last_step=max_steps),
-                   tf1.train.NanTensorHook(graph["loss"]), progress] + (
+                   tf1.train.NanTensorHook(graph["loss"]), progress] + refresh + (
         [validation] if validation else []) + saver + [hooks.StopOnSignalHook()]
 
 
@@ -389,7 +402,7 @@ def train(flags):
     ############################################################################
     # Resolve the configuration, once: the data (images or codes), the network #
     ############################################################################
-    cfg, data = configuration.resolve(flags, run, chief)
+    cfg, data = configuration.resolve(flags, run, chief, cluster is not None)
     images_per_step = protocol.images_per_step(cfg.batch_size) if protocol else \
         cfg.batch_size
     steps_per_epoch = data.train_images / images_per_step

@@ -24,6 +24,27 @@ def format_seconds(seconds):
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+class RefreshHook(tf1.train.SessionRunHook):
+    """After the last step (``last_step``) and before the hooks after it (validation, the
+    saver), set the batch-norm moving averages from training images (``refresh``, a
+    ``training.statistics.Refresh``). A run that stops before its last step keeps its moving
+    averages."""
+
+    def __init__(self, refresh, global_step, last_step, batch_size):
+        self.refresh, self.global_step, self.last_step = refresh, global_step, last_step
+        self.batch_size = batch_size
+
+    def before_run(self, run_context):
+        return tf1.train.SessionRunArgs(self.global_step)
+
+    def after_run(self, run_context, run_values):
+        if run_values.results + 1 == self.last_step:
+            self.refresh.run(run_context.session)
+            say(f"batch-norm statistics refreshed at step {self.last_step} from "
+                f"{self.refresh.batches * self.batch_size} training images (--bn-refresh "
+                f"{self.refresh.batches})")
+
+
 class ValidationHook(tf1.train.SessionRunHook):
     """Every ``every`` steps (and at the end), run the evaluation ``tower`` over the whole val
     split; write loss and accuracy to ``run.val`` under the training tags; keep the best

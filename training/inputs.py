@@ -89,6 +89,15 @@ class Images:
             scale_jitter=cfg.scale_jitter)
         return images, labels
 
+    def refresh_batches(self, cfg, config, seed):
+        """Training images read as validation reads them (no augmentation), shuffled and
+        repeated: what --bn-refresh measures."""
+        images, _, _ = model.split_input(
+            config, self.source, cfg.data_dir, self.train_split, cfg.batch_size,
+            cfg.val_size, self.options, shuffle=True, augment=False, repeat=True, seed=seed,
+            resize=cfg.resize)
+        return images
+
     def trainable_layers(self, cfg):
         return nets.get(cfg.arch).trainable_layers(cfg.trainable)
 

@@ -68,11 +68,12 @@ def parse_args(argv=None):
                   "weight-decay", "label-smoothing", "class-weights", "ema-decay", "clip-norm",
                   "dropout-keep-prob", fc_size=None, arch=None,
                   choices={"arch": nets.NAMES})
-    p.add_argument("--bn-refresh", type=cli.at_least(0), default=100, metavar="BATCHES",
+    p.add_argument("--bn-refresh", type=cli.at_least(0), metavar="BATCHES",
                    help="at the last step, set each batch-norm layer's moving mean and variance "
                         "to those of this many batches of training images read without "
                         "augmentation (at most one pass), before the last validation and "
-                        "checkpoint; 0 keeps the moving averages")
+                        "checkpoint; 0 keeps the moving averages (default: the data set's own, "
+                        "docs/recipes.md)")
     cli.add_flags(p, "augment", "no-augment")
     p.add_argument("--epochs", type=cli.finite_float, default=30,
                    help="length of the run in passes over the training split")

@@ -97,6 +97,9 @@ class Source(typing.Protocol):
     NAME: str  # its --dataset name, the key of input_data.SOURCES
     OPTIONS: tuple  # the options of OPTION_ERRORS it takes: some of "crop_roi", "skip_bad_images"
     AUGMENT: tuple  # what read's augment=True means: some of AUGMENTATIONS, such as ("crop",)
+    # train_and_val.py's --bn-refresh when not given: batches (0 keeps the moving averages), the
+    # value measured best for this data set (docs/recipes.md, defaults per data set)
+    BN_REFRESH: int
 
     @staticmethod
     def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):

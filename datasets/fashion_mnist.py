@@ -19,6 +19,7 @@ from datasets import idx
 NAME = "fashion-mnist"
 OPTIONS = ()
 AUGMENT = ("crop", "flip")  # what augment=True means: a mirrored piece of clothing keeps its class
+BN_REFRESH = 0  # --bn-refresh when not given: not measured here, so the moving averages
 TITLE = "Fashion-MNIST"  # its name in messages
 
 URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # tf.keras's own

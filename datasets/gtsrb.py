@@ -51,6 +51,7 @@ import weights
 NAME = "gtsrb"
 OPTIONS = ("crop_roi", "skip_bad_images")
 AUGMENT = ("crop", "flip")  # the flips keep labels true: see MIRRORS
+BN_REFRESH = 0  # --bn-refresh when not given: at lr 0.01 no gain measured (docs/recipes.md)
 
 # What a left-right mirror image of each sign shows, by ClassId (signnames.csv): the signs a
 # mirror leaves as they are, and the pairs it swaps; every other sign (the digits of the speed

@@ -18,6 +18,7 @@ from datasets import idx
 NAME = "mnist"
 OPTIONS = ()
 AUGMENT = ("crop",)  # what augment=True means: a mirrored digit is none
+BN_REFRESH = 100  # --bn-refresh when not given: 93.0 -> 96.5% (crop, one seed; docs/recipes.md)
 TITLE = "MNIST"  # its name in messages
 
 URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the folder of the official files

@@ -83,7 +83,8 @@ def test_the_contract_has_what_the_programs_call():
     assert set(INTERFACE) == {"prepare", "validate", "read", "num_examples", "image_names",
                               "class_names", "num_classes", "default_val_size", "mirrors",
                               "class_counts"}
-    assert base.Source.__annotations__ == {"NAME": str, "OPTIONS": tuple, "AUGMENT": tuple}
+    assert base.Source.__annotations__ == {"NAME": str, "OPTIONS": tuple, "AUGMENT": tuple,
+                                           "BN_REFRESH": int}
     for function, signature in INTERFACE.items():
         parameters = list(signature.parameters.values())
         assert parameters[0].name == "data_dir"
@@ -136,6 +137,7 @@ from datasets import pipeline
 NAME = "little"
 OPTIONS = ()
 AUGMENT = ("crop", "flip")
+BN_REFRESH = 0
 CLASSES = ("dark", "light")
 
 

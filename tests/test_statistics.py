@@ -52,7 +52,7 @@ def test_refresh_sets_the_pooled_statistics_of_its_batches():
 def test_a_run_ends_with_the_statistics_of_its_training_images(workspace, tmp_path, capsys):
     root, _ = workspace
     args = helpers.tiny_args(root, tmp_path, "--batch-norm", "--max-steps", "6",
-                             "--val-every", "6", "--augment", "crop,flip")
+                             "--val-every", "6", "--augment", "crop,flip", "--bn-refresh", "100")
     assert train_and_val.main([str(a) for a in args]) == 0
     out = capsys.readouterr().out
     entry = json.loads((tmp_path / "logs" / "train" / "config.json").read_text())["runs"][-1]
@@ -82,7 +82,7 @@ def test_bn_refresh_0_keeps_the_moving_averages(workspace, tmp_path, capsys):
     entry = json.loads((tmp_path / "logs" / "train" / "config.json").read_text())["runs"][-1]
     assert entry["bn_refresh"] == 0
     # without batch norm there is nothing to refresh, whatever the flag says
-    args = helpers.tiny_args(root, tmp_path / "plain", "--max-steps", "2")
+    args = helpers.tiny_args(root, tmp_path / "plain", "--max-steps", "2", "--bn-refresh", "9")
     assert train_and_val.main([str(a) for a in args]) == 0
     entry = json.loads((tmp_path / "plain" / "logs" / "train" / "config.json").read_text())
     assert entry["runs"][-1]["bn_refresh"] == 0

@@ -73,9 +73,9 @@ class RunConfig:
     ema_decay: float
     clip_norm: float
     dropout_keep_prob: float
-    # --bn-refresh: batches of training images (no augmentation) whose batch-norm statistics
-    # replace the moving averages at the last step; at most one pass, 0 without batch norm, with
-    # --codes and in a cluster (training.statistics)
+    # --bn-refresh, or the data set's BN_REFRESH: batches of training images (no augmentation)
+    # whose batch-norm statistics replace the moving averages at the last step; at most one
+    # pass, 0 without batch norm, with --codes and in a cluster (training.statistics)
     bn_refresh: int
     augment: Optional[str]  # --augment, none for --no-augment, or the data set's own
     no_augment: bool
@@ -176,9 +176,9 @@ def resolve(flags, run, chief=True, cluster=False):
     run's folder ``run`` (a ``runs.RunDir``): the input (``inputs.select``: the data prepared,
     or the codes' manifest read) fixes what it fixes; the class weights come from its classes;
     the fc size, when neither the flags nor the codes give it, from a run the ``chief`` will
-    resume (``resolve_fc_size``); --bn-refresh from the training split's size (at most a pass;
-    0 where there is no batch norm to refresh, or in a ``cluster``). UsageError or DataError on
-    what the files do not allow."""
+    resume (``resolve_fc_size``); --bn-refresh (or the data set's own) cut to one pass of the
+    training split, 0 where there is no batch norm to refresh or in a ``cluster``. UsageError
+    or DataError on what the files do not allow."""
     data = inputs.select(flags, run)
     values = {field.name: getattr(flags, field.name) for field in dataclasses.fields(flags)
               if field.name != "codes_flags"}
@@ -192,7 +192,7 @@ def resolve(flags, run, chief=True, cluster=False):
         values["fc_size"] = resolve_fc_size(flags, run, chief and run.will_resume())
     one_pass = -(-data.train_images // flags.batch_size)
     values["bn_refresh"] = 0 if data.codes or cluster or not flags.batch_norm else min(
-        flags.bn_refresh, one_pass)
+        values["bn_refresh"], one_pass)
     return RunConfig(**values), data
 
 

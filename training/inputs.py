@@ -34,8 +34,8 @@ tf1 = tf.compat.v1
 class Images:
     """The images of ``--dataset`` in ``--data-dir``. ``fixed``: what they fix of the run's
     configuration: ``val_size`` (the data set's default when not given), ``num_classes``, the
-    ``augment`` (the data set's own when not given) and the ``resize`` (a resumed run's own when
-    not given, else squash)."""
+    ``augment`` and ``bn_refresh`` (the data set's own when not given) and the ``resize`` (a
+    resumed run's own when not given, else squash)."""
 
     codes = False
 
@@ -52,8 +52,10 @@ class Images:
         self.val_size = flags.val_size
         if self.val_size is None:
             self.val_size = self.source.default_val_size(self.data_dir)
+        bn_refresh = self.source.BN_REFRESH if flags.bn_refresh is None else flags.bn_refresh
         self.fixed = {"augment": augment, "resize": resize, "val_size": self.val_size,
-                      "num_classes": self.source.num_classes(self.data_dir)}
+                      "num_classes": self.source.num_classes(self.data_dir),
+                      "bn_refresh": bn_refresh}
         self.train_split = "trainval" if self.val_size == 0 else "train"
         self.source.validate(self.data_dir, self.train_split, **self.options)
         self.train_images = self.source.num_examples(self.data_dir, self.train_split,

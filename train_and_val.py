@@ -237,8 +237,8 @@ def build_graph(cfg, data, max_steps, steps_per_epoch, cluster=None, protocol=No
     graph["refresh"] = None
     if cfg.bn_refresh:  # (on the network validation reads: the averages with --ema-decay)
         with model.averaged_weights(ema) if ema else contextlib.nullcontext():
-            graph["refresh"] = statistics.Refresh(
-                config, data.refresh_batches(cfg, config, seed), cfg.bn_refresh)
+            refresh_images, _ = data.train_batches(cfg, config, None, seed, augment=False)
+            graph["refresh"] = statistics.Refresh(config, refresh_images, cfg.bn_refresh)
     if protocol:
         protocol.build(optimizer)
     return graph

@@ -83,22 +83,15 @@ class Images:
                          f"{image_size},{image_size * 5 // 4}")
         return augment
 
-    def train_batches(self, cfg, config, shard, seed):
+    def train_batches(self, cfg, config, shard, seed, augment=True):
+        """Shuffled, repeating training batches; ``augment`` False reads them as validation
+        reads them (what --bn-refresh measures)."""
         images, labels, _ = model.split_input(
             config, self.source, cfg.data_dir, self.train_split, cfg.batch_size,
-            cfg.val_size, self.options, shuffle=True, augment=cfg.augment,
+            cfg.val_size, self.options, shuffle=True, augment=cfg.augment if augment else False,
             repeat=True, seed=seed, shard=shard, resize=cfg.resize,
-            scale_jitter=cfg.scale_jitter)
+            scale_jitter=cfg.scale_jitter if augment else None)
         return images, labels
-
-    def refresh_batches(self, cfg, config, seed):
-        """Training images read as validation reads them (no augmentation), shuffled and
-        repeated: what --bn-refresh measures."""
-        images, _, _ = model.split_input(
-            config, self.source, cfg.data_dir, self.train_split, cfg.batch_size,
-            cfg.val_size, self.options, shuffle=True, augment=False, repeat=True, seed=seed,
-            resize=cfg.resize)
-        return images
 
     def trainable_layers(self, cfg):
         return nets.get(cfg.arch).trainable_layers(cfg.trainable)

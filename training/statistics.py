@@ -31,21 +31,25 @@ class Refresh:
         with tools.measuring_statistics():
             model.inference(config, images, is_training=True, dropout_keep_prob=1.0)
         layers = graph.get_collection(tools.BATCH_NORM_STATISTICS)[before:]
-        self.variables = [variable for mean, var, _, _ in layers for variable in (mean, var)]
-        self.measured = [tensor for _, _, mean, var in layers for tensor in (mean, var)]
-        self.values = [tf1.placeholder(tf.float32, v.shape) for v in self.variables]
-        self.load = tf.group([v.assign(value) for v, value in zip(self.variables, self.values)])
+        self.variables = [(mean, var) for mean, var, _, _ in layers]  # the moving ones
+        self.measured = [(mean, var) for _, _, mean, var in layers]  # one batch's
+        self.values = [tuple(tf1.placeholder(tf.float32, v.shape) for v in pair)
+                       for pair in self.variables]
+        self.load = tf.group([variable.assign(value)
+                              for pair, values in zip(self.variables, self.values)
+                              for variable, value in zip(pair, values)])
 
     def run(self, session):
         """Measure ``batches`` batches and set the moving averages to their averages."""
-        sums = None
+        # each layer's sums over the batches of the mean and of the mean square (var + mean^2)
+        sums = [(0.0, 0.0)] * len(self.measured)
         for _ in range(self.batches):
             measured = session.run(self.measured)
-            # each layer: (mean, variance) -> sums of the mean and of variance + mean^2
-            terms = [value if i % 2 == 0 else value + measured[i - 1] ** 2
-                     for i, value in enumerate(measured)]
-            sums = terms if sums is None else [a + b for a, b in zip(sums, terms)]
-        averages = [total / self.batches for total in sums]
-        values = [average if i % 2 == 0 else np.maximum(average - averages[i - 1] ** 2, 0.0)
-                  for i, average in enumerate(averages)]
-        session.run(self.load, dict(zip(self.values, values)))
+            sums = [(total + mean, square + var + mean ** 2)
+                    for (total, square), (mean, var) in zip(sums, measured)]
+        feed = {}
+        for (total, square), (mean_value, var_value) in zip(sums, self.values):
+            mean = total / self.batches
+            feed[mean_value] = mean
+            feed[var_value] = np.maximum(square / self.batches - mean ** 2, 0.0)
+        session.run(self.load, feed)

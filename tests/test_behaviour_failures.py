@@ -18,10 +18,7 @@ from helpers import train_args
 def trained_run(workspace, tmp_path_factory):
     """A short tinynet run on the workspace's data: (workspace root, its log dir)."""
     root, _ = workspace
-    where = tmp_path_factory.mktemp("failures")
-    result = call("train_and_val.py", *tiny_args(root, where, "--max-steps", 4), cwd=where)
-    assert result.returncode == 0, result.stderr
-    return root, where / "logs"
+    return root, helpers.tiny_run(root, tmp_path_factory.mktemp("failures"), "--max-steps", 4)
 
 
 @pytest.fixture
@@ -182,6 +179,27 @@ def test_an_empty_out_is_named(copied_run, tmp_path):
     line = one_line_error(call("export.py", "--log-dir", logs, "--out", "", cwd=tmp_path),
                           "export.py")
     assert "argument --out: must name a file or folder" in line
+
+
+def test_a_second_export_to_the_same_out_meanwhile_takes_the_next_version(copied_run, tmp_path,
+                                                                         monkeypatch):
+    from inference import tflite
+
+    _, logs = copied_run
+    out, real = tmp_path / "exported", tflite.write
+
+    def write(folder, *args, **kwargs):  # another export.py finishes version 1 meanwhile
+        real(folder, *args, **kwargs)
+        (out / "1").mkdir()
+        (out / "1" / "model.tflite").write_bytes(b"the other export's")
+
+    monkeypatch.setattr(tflite, "write", write)
+    result = call("export.py", "--log-dir", logs, "--format", "tflite", "--out", out,
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"to {out / '2' / 'model.tflite'}" in result.stdout
+    assert (out / "1" / "model.tflite").read_bytes() == b"the other export's"
+    assert sorted(p.name for p in out.iterdir()) == ["1", "2"]
 
 
 # ----------------------------------------------------------------------------------------------

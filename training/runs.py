@@ -18,6 +18,7 @@ import time
 
 import tensorflow as tf
 
+from common import files
 from common.cli import UsageError
 from common.json_files import read_json
 from model import HEADS
@@ -195,10 +196,9 @@ def reindex(folder, keep=5):
     # The text form of TensorFlow's CheckpointState, which Saver and latest_checkpoint read;
     # names without a folder are relative to this one.
     path = os.path.join(folder, "checkpoint")
-    with open(path + ".json.tmp", "w") as f:  # (a leftover of that name is tidied away)
+    with files.whole(path, temporary=path + ".json.tmp") as f:  # (a leftover is tidied away)
         f.write(f'model_checkpoint_path: "{wanted[-1]}"\n' + "".join(
             f'all_model_checkpoint_paths: "{name}"\n' for name in kept))
-    os.replace(path + ".json.tmp", path)
     return notes
 
 

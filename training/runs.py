@@ -214,30 +214,32 @@ def _as_prefix(path):
     return re.sub(r"\.(index|data-\d+-of-\d+)$", "", path)
 
 
-def find_checkpoint(log_dir, checkpoint=None, best=False):
+def find_checkpoint(log_dir, checkpoint=None, best=False, flag="--checkpoint"):
     """The checkpoint a program should use: ``checkpoint`` itself when given (a prefix, one of
     its files, or a folder: its newest), else the newest in LOG_DIR/best (``best``) or
     LOG_DIR/train. UsageError when there is none, or when it is damaged (naming an earlier
-    one to use instead)."""
+    one to use instead). ``flag``: the program's flag that takes a checkpoint prefix, which
+    the messages tell the user to pass (train_and_val.py's is --pretrained)."""
     if checkpoint:
         found = latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else \
             _as_prefix(checkpoint)
         if not found or not tf1.train.checkpoint_exists(found):
-            raise UsageError(f"--checkpoint {checkpoint}: no such checkpoint (give the "
+            raise UsageError(f"{flag} {checkpoint}: no such checkpoint (give the "
                              "prefix, e.g. logs/train/model.ckpt-5000)")
     else:
         run = RunDir(log_dir)
         folder = run.best if best else run.train
         found = latest_checkpoint(folder)
         if not found:
+            where = "--log-dir" if flag == "--checkpoint" else flag
             raise UsageError(f"no checkpoint in {folder}; train first (python "
-                             "train_and_val.py) or point --log-dir at a training run")
+                             f"train_and_val.py) or point {where} at a training run")
     why = damage(found)
     if why:
         earlier = [p for p in complete_checkpoints(os.path.dirname(found) or ".")
                    if _step(p) < _step(found)]
         good = next((p for p in reversed(earlier) if not damage(p)), None)
-        hint = (f"use --checkpoint {good}, the newest good one before it" if good
+        hint = (f"use {flag} {good}, the newest good one before it" if good
                 else "no earlier checkpoint there is readable")
         raise UsageError(f"{found} is damaged ({why}); {hint}")
     return found

@@ -277,6 +277,19 @@ MODEL_TYPES = {
 }
 
 
+def model_problem(model):
+    """What is wrong in a run's ``model`` (config.json's, or a TFLite export's model.json): a
+    key it lacks, or one of the wrong kind, such as a network this checkout's nets.py does not
+    have; '' when nothing is."""
+    for key, (fits, what) in MODEL_TYPES.items():
+        if key not in model:
+            return f"the model has no {key}"
+        if not fits(model[key]):
+            names = f" ({', '.join(nets.NAMES)})" if key == "arch" else ""
+            return f"the model's {key} is {model[key]!r}, where it must be {what}{names}"
+    return ""
+
+
 def check_config(config, path):
     """``config`` when it has the shape train_and_val.py writes (a ``model`` with every key of
     ``MODEL_KEYS``, each of its kind, class names that are text, and a list of ``runs``, each
@@ -293,10 +306,9 @@ def check_config(config, path):
             or not all(isinstance(r, dict) and "val_size" in r for r in runs)):
         raise UsageError(f"{path} is not a configuration train_and_val.py wrote (it needs "
                          f"'model' with {', '.join(MODEL_KEYS)} and a list of 'runs'); {fix}")
-    for key, (fits, what) in MODEL_TYPES.items():
-        if "model" in config and not fits(model[key]):
-            raise UsageError(f"{path}: the model's {key} is {model[key]!r}, where it must be "
-                             f"{what}; {fix}")
+    problem = model_problem(model) if "model" in config else ""
+    if problem:
+        raise UsageError(f"{path}: {problem}; {fix}")
     names = config.get("class_names")
     if names is not None and (not isinstance(names, list) or not all(
             isinstance(n, str) for n in names) or ("model" in config and names and len(

@@ -150,6 +150,27 @@ def test_a_named_pipe_among_the_images_is_named_and_nothing_hangs(tmp_path):
     assert stat.S_ISFIFO(os.stat(tmp_path / "images" / "a" / "x.png").st_mode)  # left alone
 
 
+@pytest.mark.parametrize("val", ["empty", "dangling"])
+def test_an_empty_or_unmounted_val_folder_is_named_before_anything_is_written(tmp_path, val):
+    import os
+
+    helpers.write_folder(tmp_path / "images" / "train", ["a", "b"], per_class=4)
+    where = tmp_path / "images" / "val"
+    if val == "empty":
+        where.mkdir()
+    else:  # a link to a disk that is not mounted
+        os.symlink(tmp_path / "unmounted" / "val", where)
+    line = one_line_error(call("train_and_val.py", "--dataset", "folder", "--data-dir",
+                               tmp_path / "images", "--arch", "tinynet", "--pretrained", "none",
+                               "--max-steps", 2, "--batch-size", 4, "--log-dir",
+                               tmp_path / "logs", cwd=tmp_path))
+    words = (f"{where}, the val split of {tmp_path / 'images'}, holds no images" if
+             val == "empty" else f"{where} is a link to {tmp_path / 'unmounted' / 'val'}, which"
+             " is not there")
+    assert words in line, line
+    assert not (tmp_path / "logs").exists()
+
+
 def test_cifar_meta_that_is_not_text_and_a_grid_over_a_data_file_are_one_line(tmp_path):
     folder = helpers.write_dataset(str(tmp_path / "data"), per_file=20, test_count=20)
     (tmp_path / "data" / "cifar-10-batches-bin" / "batches.meta.txt").write_bytes(

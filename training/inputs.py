@@ -58,6 +58,8 @@ class Images:
         self.source.validate(self.data_dir, self.train_split, **self.options)
         self.train_images = self.source.num_examples(self.data_dir, self.train_split,
                                                      self.val_size, **self.options)
+        if self.val_size != 0:  # (a val split that cannot be read: said before any write)
+            self.source.num_examples(self.data_dir, "val", self.val_size, **self.options)
         self.class_names = self.source.class_names(self.data_dir)
 
     def describe(self, cfg):

@@ -223,6 +223,33 @@ def test_a_second_export_to_the_same_out_meanwhile_takes_the_next_version(copied
     assert sorted(p.name for p in out.iterdir()) == ["1", "2"]
 
 
+def test_a_huge_batch_size_reads_everything_as_one_batch_and_nothing_hangs(copied_run,
+                                                                          tmp_path):
+    import threading
+
+    root, logs = copied_run
+    picture = helpers.write_png(tmp_path / "a.png", (16, 16))
+    huge = 10 ** 12  # (tf.data would first reserve room for that many images)
+    outcome = {}
+    runs = {"evaluate.py": ["--data-dir", root / "data"], "predict.py": [picture],
+            "explain.py": [picture, "--out", tmp_path / "cams"]}
+
+    def run_all():
+        for program, flags in runs.items():
+            outcome[program] = call(program, "--log-dir", logs, "--batch-size", huge, *flags,
+                                    cwd=tmp_path)
+
+    worker = threading.Thread(target=run_all, daemon=True)
+    worker.start()
+    worker.join(240)
+    assert sorted(outcome) == sorted(runs), f"hung in {next(p for p in runs if p not in outcome)}"
+    for program, result in outcome.items():
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (program,
+                                                                             result.stderr)
+    assert "evaluated 203 test images" in outcome["evaluate.py"].stdout  # (all of them)
+    assert (tmp_path / "cams" / "a.png").exists()
+
+
 # ----------------------------------------------------------------------------------------------
 # Evaluation reports
 # ----------------------------------------------------------------------------------------------

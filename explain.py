@@ -142,10 +142,10 @@ def explain(classifier, files, cfg):
         logits, end_points = model.inference(config, images)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         sides = map_sides(network, end_points)
-        if cfg.layer and cfg.layer not in sides:
-            raise cli.UsageError(f"--layer {cfg.layer}: choose a convolutional layer of "
+        if cfg.layer is not None and cfg.layer not in sides:
+            raise cli.UsageError(f"--layer {cfg.layer or repr(cfg.layer)}: choose a convolutional layer of "
                                  f"{config['arch']}: {', '.join(sides)}")
-        layer = cfg.layer or default_layer(sides)
+        layer = default_layer(sides) if cfg.layer is None else cfg.layer
         classes = tf1.placeholder(tf.int32, [None])
         cam = grad_cam(logits, end_points[layer], classes)
         results = []

@@ -143,8 +143,9 @@ def explain(classifier, files, cfg):
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         sides = map_sides(network, end_points)
         if cfg.layer is not None and cfg.layer not in sides:
-            raise cli.UsageError(f"--layer {cfg.layer or repr(cfg.layer)}: choose a convolutional layer of "
-                                 f"{config['arch']}: {', '.join(sides)}")
+            raise cli.UsageError(f"--layer {cfg.layer or repr(cfg.layer)}: choose a "
+                                 f"convolutional layer of {config['arch']}: "
+                                 f"{', '.join(sides)}")
         layer = default_layer(sides) if cfg.layer is None else cfg.layer
         classes = tf1.placeholder(tf.int32, [None])
         cam = grad_cam(logits, end_points[layer], classes)

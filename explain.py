@@ -14,7 +14,9 @@ moving averages of a run's weights when its checkpoint has them). For each image
 OUT/<name>.png: the image with the heatmap over it, titled with the class and its probability
 (one panel per class with --top K); with --save-maps also OUT/<name>.npy, float32 [H, W] in
 [0, 1] at the image's own height and width ([K, H, W] with --top K). <name> is the file's name
-without its extension (its path inside a folder given, '/' as '_'). Nothing is overwritten.
+without its extension (its path inside a folder given, '/' as '_'). Nothing is overwritten, and
+the files are put in place together once all are written: a run that fails (a full disk) leaves
+none of them.
 
 The default layer is the deepest convolutional layer whose maps are at least 13x13 (the first
 one when none is): VGG16 at 224x224 gets conv5_3 (14x14, the layer of Grad-CAM's paper),
@@ -23,10 +25,12 @@ the class better but their maps are coarser: at 32x32 VGG's conv5 maps are 2x2, 
 seeing the whole image, and the heat no longer says where.
 """
 
+import contextlib
 import os
 import sys
 
 from common import cli
+from common import files as written
 from common.progress import Progress
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
@@ -138,10 +142,11 @@ def explain(classifier, files, cfg):
         logits, end_points = model.inference(config, images)
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
         sides = map_sides(network, end_points)
-        if cfg.layer and cfg.layer not in sides:
-            raise cli.UsageError(f"--layer {cfg.layer}: choose a convolutional layer of "
-                                 f"{config['arch']}: {', '.join(sides)}")
-        layer = cfg.layer or default_layer(sides)
+        if cfg.layer is not None and cfg.layer not in sides:
+            raise cli.UsageError(f"--layer {cfg.layer or repr(cfg.layer)}: choose a "
+                                 f"convolutional layer of {config['arch']}: "
+                                 f"{', '.join(sides)}")
+        layer = default_layer(sides) if cfg.layer is None else cfg.layer
         classes = tf1.placeholder(tf.int32, [None])
         cam = grad_cam(logits, end_points[layer], classes)
         results = []
@@ -184,9 +189,9 @@ def full_size(cam, height, width, resize="squash"):
     return full
 
 
-def picture(image, panels, path):
+def picture(image, panels, f):
     """``image`` uint8 [H, W, 3] with each of ``panels`` ([(title, map [H, W])]) over it, side
-    by side, as a PNG."""
+    by side, as a PNG written to the file ``f`` (open for writing bytes)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -202,7 +207,7 @@ def picture(image, panels, path):
         ax.axis("off")
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.4 / panel[1],
                         wspace=0.03)
-    fig.savefig(path, dpi=100)
+    fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -236,19 +241,28 @@ def run(cfg):
         raise cli.UsageError(f"--top {cfg.top}: {classifier.source} has "
                              f"{len(class_names)} classes")
     layer, results = explain(classifier, files, cfg)
+    made = not os.path.isdir(cfg.out)
     os.makedirs(cfg.out, exist_ok=True)
-    for path, name, (probabilities, explained) in zip(files, names, results):
-        image = image_files.image_rgb(path)
-        maps = [full_size(cam, *image.shape[:2], classifier.config["resize"])
-                for _, cam in explained]
-        picture(image, [(f"{class_names[c]} {probabilities[c]:.3f}", heat)
-                        for (c, _), heat in zip(explained, maps)],
-                os.path.join(cfg.out, name + ".png"))
-        if cfg.save_maps:
-            np.save(os.path.join(cfg.out, name + ".npy"),
-                    maps[0] if len(maps) == 1 else np.stack(maps))
-        print(f"{path}: " + ", ".join(f"{class_names[c]} {probabilities[c]:.4f}"
-                                      for c, _ in explained))
+    try:  # every file under a temporary name, put in place once all are written
+        with written.NewFiles(cfg.out) as new:
+            for path, name, (probabilities, explained) in zip(files, names, results):
+                image = image_files.image_rgb(path)
+                maps = [full_size(cam, *image.shape[:2], classifier.config["resize"])
+                        for _, cam in explained]
+                with new.add(name + ".png") as f:
+                    picture(image, [(f"{class_names[c]} {probabilities[c]:.3f}", heat)
+                                    for (c, _), heat in zip(explained, maps)], f)
+                if cfg.save_maps:
+                    with new.add(name + ".npy") as f:
+                        np.save(f, maps[0] if len(maps) == 1 else np.stack(maps))
+                print(f"{path}: " + ", ".join(f"{class_names[c]} {probabilities[c]:.4f}"
+                                              for c, _ in explained))
+            new.commit()
+    except BaseException:
+        if made:  # (a folder of this run's own, left empty)
+            with contextlib.suppress(OSError):
+                os.rmdir(cfg.out)
+        raise
     print(f"Wrote {len(files)} picture{'s' if len(files) != 1 else ''} to {cfg.out} "
           f"(Grad-CAM at {layer})")
     return 0

@@ -23,12 +23,15 @@ them.
 [1, S, S, 3] at the network's side S: images are resized before it (see inference/tflite.py).
 """
 
+import contextlib
+import errno
 import os
 import shutil
 import sys
 import tempfile
 
 from common import cli
+from common import files
 
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: one line
     cli.quiet_interrupt("export.py")
@@ -155,51 +158,81 @@ def export(cfg):
     version = next_version(cfg.out)
     if cfg.format != "savedmodel":
         return write_tflite(cfg, classifier, version)
-    os.makedirs(cfg.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{version}-", dir=cfg.out)  # renamed once complete
-    try:
-        class_file = os.path.join(work, CLASS_NAMES_FILE)
-        with open(class_file, "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in classifier.class_names))
-        with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
-            inputs, outputs = build(classifier, session)
-            asset = tf.constant(class_file, name="class_names_file")
-            tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, asset)
-            builder = tf1.saved_model.Builder(os.path.join(work, "model"))
-            builder.add_meta_graph_and_variables(
-                session, [tf1.saved_model.tag_constants.SERVING],
-                signature_def_map={"serving_default": tf1.saved_model.predict_signature_def(
-                    inputs, outputs)},
-                assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
-                strip_default_attrs=True)
-            builder.save()
-        final = os.path.join(cfg.out, str(version))
-        os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    final = publish(cfg.out, version, lambda folder: write_savedmodel(classifier, folder))
     print(f"Exported {classifier.source} ({classifier.config['arch']}, "
           f"{len(classifier.class_names)} classes) to {final}")
     print(f"  saved_model_cli show --dir {final} --all")
     return 0
 
 
+def write_savedmodel(classifier, folder):
+    """The SavedModel of ``classifier`` in ``folder`` (not there yet), its class names an
+    asset."""
+    class_file = os.path.join(os.path.dirname(folder), CLASS_NAMES_FILE)
+    with open(class_file, "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in classifier.class_names))
+    with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
+        inputs, outputs = build(classifier, session)
+        asset = tf.constant(class_file, name="class_names_file")
+        tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, asset)
+        builder = tf1.saved_model.Builder(folder)
+        builder.add_meta_graph_and_variables(
+            session, [tf1.saved_model.tag_constants.SERVING],
+            signature_def_map={"serving_default": tf1.saved_model.predict_signature_def(
+                inputs, outputs)},
+            assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
+            strip_default_attrs=True)
+        builder.save()
+
+
+def publish(out, version, write):
+    """Make a version of the model in OUT: ``write(folder)`` writes it in a folder of a
+    temporary folder inside OUT, which is then renamed OUT/VERSION (or the next free version,
+    when another export took that one meanwhile: no version is replaced). Nothing of it stays
+    when writing fails, and an error that names no file names OUT/VERSION. Returns the
+    version's folder."""
+    made = not os.path.isdir(out)
+    with files.naming(os.path.join(out, str(version))):
+        os.makedirs(out, exist_ok=True)
+        work = None
+        try:
+            work = tempfile.mkdtemp(prefix=f".{version}-", dir=out)
+            folder = os.path.join(work, "model")  # (mkdtemp's own folder is private, 0700)
+            write(folder)
+            while True:
+                final = os.path.join(out, str(version))
+                try:
+                    os.rename(folder, final)  # fails rather than replace a version
+                    return final
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                    version += 1
+        except OSError as e:
+            if work is None:  # (name the folder, not the temporary name it could not make)
+                e.filename = out
+            raise
+        finally:
+            if work:
+                shutil.rmtree(work, ignore_errors=True)
+            if made and not os.path.exists(os.path.join(out, str(version))):
+                with contextlib.suppress(OSError):  # (a folder of this export's own, empty)
+                    os.rmdir(out)
+
+
 def write_tflite(cfg, classifier, version):
-    """OUT/VERSION/model.tflite and class_names.txt (and model.json: what it is), written in a
-    temporary folder renamed once complete."""
+    """OUT/VERSION/model.tflite and class_names.txt (and model.json: what it is)."""
     run_config = None if cfg.weights else runs.config_for(classifier.source, cfg.log_dir)
     calibration = tflite.calibration_images(
         run_config, classifier, cfg.calibration_images, cfg.data_dir) \
         if cfg.format == "tflite-int8" else None
     content = tflite.convert(classifier, calibration)
-    os.makedirs(cfg.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{version}-", dir=cfg.out)  # renamed once complete
-    final = os.path.join(cfg.out, str(version))
-    try:
-        os.mkdir(os.path.join(work, "model"))  # (mkdtemp's own folder is private, 0700)
-        tflite.write(os.path.join(work, "model"), content, classifier, cfg.format, run_config)
-        os.rename(os.path.join(work, "model"), final)  # fails rather than replace a version
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    def write(folder):
+        os.mkdir(folder)
+        tflite.write(folder, content, classifier, cfg.format, run_config)
+
+    final = publish(cfg.out, version, write)
     side = classifier.config["image_size"]
     calibrated = f", calibrated on {len(calibration)} training images" if calibration is not \
         None else ""

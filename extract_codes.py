@@ -25,6 +25,7 @@ import os
 import sys
 
 from common import cli
+from common import files as written
 from common import json_files
 from common.progress import Progress
 
@@ -206,7 +207,8 @@ def run(flags):
         for split, values, labels in extract(cfg, source, splits, options):
             files = np.array(source.image_names(cfg.data_dir, split, cfg.val_size, **options))
             parts[split] = os.path.join(cfg.out, f".{split}.npz.part")
-            with open(parts[split], "wb") as f:
+            with written.naming(os.path.join(cfg.out, f"{split}.npz"), parts[split]), \
+                    open(parts[split], "wb") as f:
                 np.savez(f, codes=values, labels=labels, files=files)
             counts[split] = len(labels)
             print(f"{split}: {len(labels)} codes of {values.shape[1]} values")

@@ -155,44 +155,92 @@ def restored_process_state():
 # Failures of the machine rather than of the program, as TensorFlow words them.
 _ENVIRONMENT = ("No space left on device", "Permission denied", "Read-only file system",
                 "Disk quota exceeded")
+_WRITER_THREAD = "EventLoggerThread"  # the thread of a TensorFlow summary writer
+
+
+def machine_failure(text):
+    """The line of ``text`` (a TensorFlow error's message) that names the machine's failure and
+    the file it hit (``.../events.out.tfevents...; No space left on device``), or None.
+    TensorFlow's first line may be "Graph execution error:"; the cause is on a later one."""
+    return next((line.strip() for line in str(text).splitlines()
+                 if any(words in line for words in _ENVIRONMENT)), None)
+
+
+class _WriterFailureLog:
+    """A logging filter: leaves out TensorFlow's log line of a summary writer's thread that
+    could not write its file, which the program's own line says (``run_main``)."""
+
+    @staticmethod
+    def filter(record):
+        message = record.getMessage()
+        return not (message.startswith("EventFileWriter writer thread error") and
+                    machine_failure(message))
+
+
+def _quiet_writer_threads(previous):
+    """A ``threading.excepthook`` that keeps the traceback of a summary writer's thread that
+    could not write its file (a full disk) to itself: the writer raises the same error in the
+    program when it is next used or closed, and ``run_main`` says it in one line."""
+    def hook(args):
+        if not (args.thread is not None and args.thread.name == _WRITER_THREAD and
+                machine_failure(args.exc_value)):
+            previous(args)
+    return hook
+
+
+def _close_writers(tf):
+    """Close (so flush) every summary writer TensorFlow caches by folder for the whole process;
+    the first one that could not write its file raises its error once all are closed."""
+    cache, failure = tf.compat.v1.summary.FileWriterCache, None
+    while True:
+        try:
+            cache.clear()  # (a writer that failed is closed for good: the next pass skips it)
+            break
+        except RuntimeError as e:
+            failure = failure or e
+    if failure is not None:
+        raise failure
 
 
 def run_main(program, function, args, interrupted="interrupted; nothing was saved",
              tensorflow=True):
     """``function(args)`` in a graph of its own; a ``UserError``, or a file the machine would
-    not let it read or write (no space, no permission), becomes ``PROGRAM: message`` on stderr
-    and exit code 2; Ctrl-C outside the program's own handling exit code 130. Whatever the
-    program changed for the process (signal handlers, the thread exception hook, the summary
-    writers TensorFlow caches by folder) is put back or closed when it returns.
-    ``tensorflow=False``: a program that never runs TensorFlow (cluster.py), which is then not
-    even imported."""
+    not let it read or write (no space, no permission: an ``OSError``, a TensorFlow error, a
+    summary writer's ``RuntimeError``), becomes ``PROGRAM: message`` on stderr and exit code 2;
+    Ctrl-C outside the program's own handling exit code 130. Whatever the program changed for
+    the process (signal handlers, the thread exception hook, the summary writers TensorFlow
+    caches by folder: flushed and closed, their failure reported) is put back or closed when it
+    returns. ``tensorflow=False``: a program that never runs TensorFlow (cluster.py), which is
+    then not even imported."""
     if tensorflow:
         import tensorflow as tf
-        graph, op_error = tf.Graph().as_default, tf.errors.OpError
+        graph, failures = tf.Graph().as_default, (tf.errors.OpError, RuntimeError)
         if _held is not None:
             tf.config.list_physical_devices("GPU")  # (CUDA's start-up error, held back too)
         log_level = tf.get_logger().level
         if not (verbose() or getattr(args, "verbose", False)):  # its warnings about its v1 API
             tf.get_logger().setLevel("ERROR")
+        tf.get_logger().addFilter(_WriterFailureLog)
     else:
-        graph, op_error = contextlib.nullcontext, ()
+        graph, failures = contextlib.nullcontext, RuntimeError
     release_startup_lines()
     with restored_process_state():
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.excepthook = _quiet_writer_threads(threading.excepthook)
         try:
             with graph():
-                return function(args)
+                code = function(args)
+            if tensorflow:  # (the last summaries reach their files, or the failure is said)
+                _close_writers(tf)
+            return code
         except UserError as e:
             print(f"{program}: {e}", file=sys.stderr)
         except OSError as e:
             print(f"{program}: cannot use {e.filename or 'a file'}: {e.strerror or e}; free "
                   "some space, fix its permissions, or choose another folder", file=sys.stderr)
-        except op_error as e:
-            # TensorFlow's first line may be "Graph execution error:"; the cause and the file
-            # are on the line that names the machine's failure
-            cause = next((line.strip() for line in e.message.splitlines()
-                          if any(text in line for text in _ENVIRONMENT)), None)
+        except failures as e:
+            cause = machine_failure(getattr(e, "message", e))
             if cause is None:
                 raise
             print(f"{program}: {cause}; free some space, fix the permissions, or choose "
@@ -202,8 +250,10 @@ def run_main(program, function, args, interrupted="interrupted; nothing was save
             return 130
         finally:
             if tensorflow:  # writers are cached by folder for the whole process
-                tf.compat.v1.summary.FileWriterCache.clear()
+                with contextlib.suppress(RuntimeError):  # (said above, or after another error)
+                    _close_writers(tf)
                 tf.get_logger().setLevel(log_level)
+                tf.get_logger().removeFilter(_WriterFailureLog)
         return 2
 
 

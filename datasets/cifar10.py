@@ -337,7 +337,8 @@ def read(data_dir, split, batch_size, shuffle=False, augment=False, preprocess="
         data = data.shuffle(total, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         data = data.repeat()
-    data = pipeline.batches(data, batch_size, shuffle, bool(modes), seed)
+    data = pipeline.batches(data, batch_size, shuffle, bool(modes), seed,
+                            None if repeat else total)
 
     def transform(records, batch_seed=None):
         images, labels = decode(records)

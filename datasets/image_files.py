@@ -47,7 +47,16 @@ def listdir(folder):
 
 
 def subfolders(folder):
-    return [name for name in listdir(folder) if os.path.isdir(os.path.join(folder, name))]
+    """The sorted names of FOLDER's folders (links to folders too), but those starting with '.';
+    DataError for a link to a folder that is not there (a disk not mounted), which would
+    otherwise go unseen with the images in it: a class, a validation or a test split."""
+    names = listdir(folder)
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.islink(path) and not os.path.exists(path) and not is_image_file(name):
+            raise DataError(f"{path} is a link to {os.readlink(path)}, which is not there (a "
+                            "disk not mounted?); mount it, or remove the link")
+    return [name for name in names if os.path.isdir(os.path.join(folder, name))]
 
 
 def is_image_file(name):

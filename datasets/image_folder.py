@@ -197,12 +197,18 @@ def _checked_pool(data_dir, split, skip_bad_images):
     results = image_files.check_all([os.path.join(data_dir, p) for p, _ in pool])
     bad = [f"{os.path.join(data_dir, p)} ({reason})"
            for (p, _), (_, reason) in zip(pool, results) if reason]
+    image_files.leave_out_bad(bad, len(pool), *_pool_root(layout, split), skip_bad_images)
+    return [(p, label, decoder) for (p, label), (decoder, _) in zip(pool, results) if decoder]
+
+
+def _pool_root(layout, split):
+    """(the folder split's pool is read from, the pool's name): train and val come out of
+    trainval, but with a validation folder, where val is that folder and train train/."""
     root = layout.test_root if split == "test" and layout.test_root else layout.train_root
-    which = "test" if split == "test" else "trainval"  # train and val come out of trainval
+    which = "test" if split == "test" else "trainval"
     if layout.val_root and split != "test":
         root, which = (layout.val_root, "val") if split == "val" else (root, split)
-    image_files.leave_out_bad(bad, len(pool), root, which, skip_bad_images)
-    return [(p, label, decoder) for (p, label), (decoder, _) in zip(pool, results) if decoder]
+    return root, which
 
 
 def check_val_size(val_size, total, data_dir):
@@ -221,7 +227,13 @@ def validate(data_dir, split, *, crop_roi=False, skip_bad_images=False):
     base.check_split(split)
     files = _checked_pool(data_dir, split, skip_bad_images)
     if not files:
-        which = "test" if split == "test" else "trainval"
+        layout = folder_layout(data_dir)
+        root, which = _pool_root(layout, split)
+        if root in (layout.val_root, layout.test_root):  # the split's own folder
+            rest = " to validate on a part of train/" if which == "val" else ""
+            raise DataError(f"{root}, the {which} split of {data_dir}, holds no images; put "
+                            f"them there ({os.path.join(root, '<class>', '<image>')}), or "
+                            f"remove it{rest}")
         raise DataError(f"the {which} split of {data_dir} holds no images; add images")
     return files
 

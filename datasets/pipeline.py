@@ -101,11 +101,19 @@ def unprocess_batch(images, mode):
     return images
 
 
-def batches(data, batch_size, shuffle, augment, seed):
+def whole_batch(batch_size, total):
+    """``batch_size``, or ``total`` when that is smaller and given: a batch as large as a data
+    set that does not repeat (tf.data would first reserve room for ``batch_size`` elements, and
+    a huge --batch-size would never get it)."""
+    return batch_size if total is None else max(1, min(batch_size, total))
+
+
+def batches(data, batch_size, shuffle, augment, seed, total=None):
     """Batches (the last partial one dropped when shuffling), each paired with a stateless seed
     pair for its augmentation when ``augment``: drawn from a stream fixed by ``seed``, so the
-    crops and flips do not depend on the order in which the parallel map runs."""
-    data = data.batch(batch_size, drop_remainder=shuffle)
+    crops and flips do not depend on the order in which the parallel map runs. ``total``: how
+    many elements DATA holds when it does not repeat (None when it does)."""
+    data = data.batch(whole_batch(batch_size, total), drop_remainder=shuffle)
     if augment:
         data = tf.data.Dataset.zip((data, tf.data.Dataset.random(seed=seed).batch(2)))
     return data
@@ -187,7 +195,7 @@ def read_files(paths, batch_size, image_size, preprocess="vgg", resize_mode="squ
     data = data.map(lambda path, pillow: resize(decode_file(tf.io.read_file(path), pillow),
                                                 image_size, resize_mode),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    data = data.batch(1 if resize_mode == KEEP else batch_size).map(
+    data = data.batch(1 if resize_mode == KEEP else whole_batch(batch_size, len(checked))).map(
         lambda images: preprocess_batch(images, preprocess),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)
@@ -278,7 +286,8 @@ def pipeline(data, load, total, batch_size, shuffle, augment, preprocess, image_
                                                   flip=False), item[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # (images kept at their own sizes do not stack into batches)
-    data = batches(data, 1 if resize_mode == KEEP else batch_size, shuffle, bool(modes), seed)
+    data = batches(data, 1 if resize_mode == KEEP else batch_size, shuffle, bool(modes), seed,
+                   None if repeat else total)
 
     def transform(images, labels):
         return preprocess_batch(images, preprocess), labels

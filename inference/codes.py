@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from common.cli import UsageError
 from common.json_files import read_json
+from datasets import pipeline
 import nets
 
 MANIFEST = "manifest.json"
@@ -160,7 +161,7 @@ def dataset(values, labels, batch_size, shuffle=False, repeat=False, seed=0):
         positions = positions.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         positions = positions.repeat()
-    batches = positions.batch(batch_size).map(
+    batches = positions.batch(pipeline.whole_batch(batch_size, None if repeat else count)).map(
         lambda p: tf.numpy_function(gather, [p], (tf.float32, tf.int64), stateful=False))
     return batches.map(lambda c, l: (tf.ensure_shape(c, [None, width]),
                                      tf.ensure_shape(l, [None]))).prefetch(2)

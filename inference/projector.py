@@ -37,6 +37,7 @@ from tensorboard.plugins import projector as tb_projector
 import tensorflow as tf
 
 from common import cli
+from common import files as written
 from common import json_files
 from common.progress import Progress
 from datasets import base
@@ -246,23 +247,24 @@ def write(codes_dir, manifest, split, maximum, source, data_dir, batch_size=100,
     part = os.path.join(codes_dir, PART)
     shutil.rmtree(part, ignore_errors=True)  # (a killed run's)
     os.makedirs(part)
-    try:
-        write_checkpoint(part, tensor_name, values[keep])
-        with open(os.path.join(part, METADATA), "w", encoding="utf-8",
-                  errors="backslashreplace", newline="\n") as f:
-            f.write(metadata_text(files[keep], labels[keep], manifest["class_names"]))
-        from PIL import Image
-        Image.fromarray(sprite(images, side)).save(os.path.join(part, SPRITE), format="PNG")
-        with open(os.path.join(part, CONFIG), "w") as f:
-            f.write(config_text(tensor_name, side))
-        made = sorted(os.listdir(part))
-        remove(codes_dir)  # the old projector, whole: a killed run leaves no mix of two
-        for name in made:
-            if name != CONFIG:
-                os.replace(os.path.join(part, name), os.path.join(codes_dir, name))
-        os.replace(os.path.join(part, CONFIG), os.path.join(codes_dir, CONFIG))
-    finally:
-        shutil.rmtree(part, ignore_errors=True)
+    with written.naming(codes_dir):  # (a write that fails names the codes' folder)
+        try:
+            write_checkpoint(part, tensor_name, values[keep])
+            with open(os.path.join(part, METADATA), "w", encoding="utf-8",
+                      errors="backslashreplace", newline="\n") as f:
+                f.write(metadata_text(files[keep], labels[keep], manifest["class_names"]))
+            from PIL import Image
+            Image.fromarray(sprite(images, side)).save(os.path.join(part, SPRITE), format="PNG")
+            with open(os.path.join(part, CONFIG), "w") as f:
+                f.write(config_text(tensor_name, side))
+            made = sorted(os.listdir(part))
+            remove(codes_dir)  # the old projector, whole: a killed run leaves no mix of two
+            for name in made:
+                if name != CONFIG:
+                    os.replace(os.path.join(part, name), os.path.join(codes_dir, name))
+            os.replace(os.path.join(part, CONFIG), os.path.join(codes_dir, CONFIG))
+        finally:
+            shutil.rmtree(part, ignore_errors=True)
     record = {"split": split, "count": int(len(keep)), "of": int(len(files)), "side": side,
               "tensor_name": tensor_name, "files": made, "manifest": manifest}
     json_files.write_json(os.path.join(codes_dir, RECORD), record)

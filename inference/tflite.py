@@ -20,6 +20,7 @@ The interpreter is LiteRT's (``ai_edge_litert``), tf.lite.Interpreter's successo
 import contextlib
 import json
 import os
+import re
 import typing
 import warnings
 
@@ -32,6 +33,7 @@ from common.progress import Progress
 import input_data
 import model
 import nets
+from training import runs
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -54,7 +56,8 @@ def network(classifier, images):
     preprocessed = input_data.preprocess_batch(tf.cast(images, tf.float32),
                                                nets.get(config["arch"]).preprocess)
     probabilities, _, logits = model.classify(config, preprocessed)
-    return tf.identity(probabilities, "probabilities"), tf.identity(logits, "logits")
+    with tf.name_scope("outputs"):  # (a scope of its own: a network's layer may be "logits")
+        return tf.identity(probabilities, "probabilities"), tf.identity(logits, "logits")
 
 
 def convert(classifier, calibration=None):
@@ -158,9 +161,7 @@ class Lite(typing.NamedTuple):
         3], one image at a time (the model's batch is 1)."""
         interpreter = self.interpreter
         given = interpreter.get_input_details()[0]
-        found = {d["name"]: d for d in interpreter.get_output_details()}
-        outputs = [next(d for name, d in found.items() if name.endswith(key))
-                   for key in ("probabilities", "logits")]
+        outputs = named_outputs(interpreter.get_output_details())
         columns = [np.empty((len(images), len(self.class_names)), np.float32) for _ in outputs]
         for n, image in enumerate(np.asarray(images, np.uint8)):
             interpreter.set_tensor(given["index"], image[None])
@@ -168,6 +169,15 @@ class Lite(typing.NamedTuple):
             for column, detail in zip(columns, outputs):
                 column[n] = dequantized(interpreter.get_tensor(detail["index"])[0], detail)
         return tuple(columns)
+
+
+def named_outputs(details):
+    """The details of the ``probabilities`` and the ``logits`` output among ``details`` (the
+    interpreter's), by their names (in a scope, or ``logits_1`` as an older export named one
+    beside a layer called logits); None unless there is exactly one of each."""
+    found = [[d for d in details if re.search(rf"(^|/){key}(_\d+)?$", d["name"])]
+             for key in ("probabilities", "logits")]
+    return [one for one, in found] if all(len(each) == 1 for each in found) else None
 
 
 def dequantized(values, detail):
@@ -197,6 +207,10 @@ def load(path, flag="--model", threads=None):
     try:
         with open(names_file, encoding="utf-8") as f:
             names = [line.rstrip("\n") for line in f if line.strip()]
+    except UnicodeDecodeError as e:
+        raise cli.UsageError(f"{flag} {path}: {names_file} is not text ({e.reason} at byte "
+                             f"{e.start}); export the model again (export.py writes the two "
+                             "together)") from None
     except OSError:
         raise cli.UsageError(f"{flag} {path}: no {CLASS_NAMES_FILE} beside {found} (export.py "
                              "writes the two together)") from None
@@ -209,14 +223,21 @@ def load(path, flag="--model", threads=None):
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     shape = list(inputs[0]["shape"]) if len(inputs) == 1 else []
     if len(shape) != 4 or shape[0] != 1 or shape[1] != shape[2] or shape[3] != 3 or \
-            inputs[0]["dtype"] != np.uint8 or len(outputs) != 2:
+            inputs[0]["dtype"] != np.uint8 or len(outputs) != 2 or not named_outputs(outputs):
         raise cli.UsageError(f"{flag} {found}: not an image classifier of export.py (uint8 "
                              "[1, S, S, 3] in, probabilities and logits out)")
     classes = {int(d["shape"][-1]) for d in outputs}
     if classes != {len(names)}:
         raise cli.UsageError(f"{flag} {found} gives {'/'.join(map(str, sorted(classes)))} "
                              f"classes, but {names_file} names {len(names)}")
-    info = json_files.read_json(os.path.join(folder, INFO_FILE)) or {}
+    info_file = os.path.join(folder, INFO_FILE)
+    info = json_files.read_json(info_file, fix=f"export the model again, or remove {INFO_FILE} "
+                                "(predict.py does without it)")
+    info = {} if info is None else info
+    if not isinstance(info, dict) or not all(isinstance(info.get(key, {}), dict)
+                                             for key in ("model", "run")):
+        raise cli.UsageError(f"{flag} {path}: {info_file} is not what export.py writes (an "
+                             "object whose model and run are objects); export the model again")
     return Lite(found, interpreter, int(shape[1]), names, info)
 
 
@@ -238,12 +259,19 @@ def tower(lite, images, labels):
 def run_config(lite):
     """A run's configuration as evaluate.py reads one (the network, its class names, the run's
     data set and split) from the model's export; UsageError without one."""
-    info = lite.info
-    if not isinstance(info.get("model"), dict) or info["model"].get("image_size") != \
-            lite.image_size:
+    info, info_file = lite.info, os.path.join(os.path.dirname(lite.path), INFO_FILE)
+    if "model" not in info:
         raise cli.UsageError(f"--model {lite.path}: no {INFO_FILE} of its export beside it "
                              "(export.py writes it: the network's preprocessing and the run's "
                              "split)")
+    problem = runs.model_problem({**model.MODEL_DEFAULTS, **info["model"]})
+    if not problem and info["model"]["image_size"] != lite.image_size:
+        problem = (f"the model's image_size is {info['model']['image_size']}, where the model "
+                   f"takes {lite.image_size}x{lite.image_size}")
+    if problem:
+        raise cli.UsageError(f"--model {lite.path}: {info_file}: {problem}; evaluate it with "
+                             "the checkout it was exported from, or export it again with "
+                             "this one")
     run = {**info.get("run", {}), "resize": info["model"].get("resize", "squash")}
     return {"model": info["model"], "runs": [run], "class_names": lite.class_names}
 

@@ -252,6 +252,14 @@ def tiny_args(root, tmp_path, *flags):
     return [*TINY, "--data-dir", root / "data", "--log-dir", tmp_path / "logs", *flags]
 
 
+def tiny_run(root, where, *flags):
+    """A short tinynet run on the workspace ROOT's data (``tiny_args``), logging under
+    WHERE/logs, run in WHERE and checked to succeed; its log dir."""
+    result = call("train_and_val.py", *tiny_args(root, where, *flags), cwd=where)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return where / "logs"
+
+
 def register_networks():
     """The tests' own networks in the network table (every program then takes --arch tinynet)."""
     import nets

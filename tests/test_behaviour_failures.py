@@ -18,10 +18,7 @@ from helpers import train_args
 def trained_run(workspace, tmp_path_factory):
     """A short tinynet run on the workspace's data: (workspace root, its log dir)."""
     root, _ = workspace
-    where = tmp_path_factory.mktemp("failures")
-    result = call("train_and_val.py", *tiny_args(root, where, "--max-steps", 4), cwd=where)
-    assert result.returncode == 0, result.stderr
-    return root, where / "logs"
+    return root, helpers.tiny_run(root, tmp_path_factory.mktemp("failures"), "--max-steps", 4)
 
 
 @pytest.fixture
@@ -153,6 +150,27 @@ def test_a_named_pipe_among_the_images_is_named_and_nothing_hangs(tmp_path):
     assert stat.S_ISFIFO(os.stat(tmp_path / "images" / "a" / "x.png").st_mode)  # left alone
 
 
+@pytest.mark.parametrize("val", ["empty", "dangling"])
+def test_an_empty_or_unmounted_val_folder_is_named_before_anything_is_written(tmp_path, val):
+    import os
+
+    helpers.write_folder(tmp_path / "images" / "train", ["a", "b"], per_class=4)
+    where = tmp_path / "images" / "val"
+    if val == "empty":
+        where.mkdir()
+    else:  # a link to a disk that is not mounted
+        os.symlink(tmp_path / "unmounted" / "val", where)
+    line = one_line_error(call("train_and_val.py", "--dataset", "folder", "--data-dir",
+                               tmp_path / "images", "--arch", "tinynet", "--pretrained", "none",
+                               "--max-steps", 2, "--batch-size", 4, "--log-dir",
+                               tmp_path / "logs", cwd=tmp_path))
+    words = (f"{where}, the val split of {tmp_path / 'images'}, holds no images" if
+             val == "empty" else f"{where} is a link to {tmp_path / 'unmounted' / 'val'}, which"
+             " is not there")
+    assert words in line, line
+    assert not (tmp_path / "logs").exists()
+
+
 def test_cifar_meta_that_is_not_text_and_a_grid_over_a_data_file_are_one_line(tmp_path):
     folder = helpers.write_dataset(str(tmp_path / "data"), per_file=20, test_count=20)
     (tmp_path / "data" / "cifar-10-batches-bin" / "batches.meta.txt").write_bytes(
@@ -182,6 +200,54 @@ def test_an_empty_out_is_named(copied_run, tmp_path):
     line = one_line_error(call("export.py", "--log-dir", logs, "--out", "", cwd=tmp_path),
                           "export.py")
     assert "argument --out: must name a file or folder" in line
+
+
+def test_a_second_export_to_the_same_out_meanwhile_takes_the_next_version(copied_run, tmp_path,
+                                                                         monkeypatch):
+    from inference import tflite
+
+    _, logs = copied_run
+    out, real = tmp_path / "exported", tflite.write
+
+    def write(folder, *args, **kwargs):  # another export.py finishes version 1 meanwhile
+        real(folder, *args, **kwargs)
+        (out / "1").mkdir()
+        (out / "1" / "model.tflite").write_bytes(b"the other export's")
+
+    monkeypatch.setattr(tflite, "write", write)
+    result = call("export.py", "--log-dir", logs, "--format", "tflite", "--out", out,
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"to {out / '2' / 'model.tflite'}" in result.stdout
+    assert (out / "1" / "model.tflite").read_bytes() == b"the other export's"
+    assert sorted(p.name for p in out.iterdir()) == ["1", "2"]
+
+
+def test_a_huge_batch_size_reads_everything_as_one_batch_and_nothing_hangs(copied_run,
+                                                                          tmp_path):
+    import threading
+
+    root, logs = copied_run
+    picture = helpers.write_png(tmp_path / "a.png", (16, 16))
+    huge = 10 ** 12  # (tf.data would first reserve room for that many images)
+    outcome = {}
+    runs = {"evaluate.py": ["--data-dir", root / "data"], "predict.py": [picture],
+            "explain.py": [picture, "--out", tmp_path / "cams"]}
+
+    def run_all():
+        for program, flags in runs.items():
+            outcome[program] = call(program, "--log-dir", logs, "--batch-size", huge, *flags,
+                                    cwd=tmp_path)
+
+    worker = threading.Thread(target=run_all, daemon=True)
+    worker.start()
+    worker.join(240)
+    assert sorted(outcome) == sorted(runs), f"hung in {next(p for p in runs if p not in outcome)}"
+    for program, result in outcome.items():
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (program,
+                                                                             result.stderr)
+    assert "evaluated 203 test images" in outcome["evaluate.py"].stdout  # (all of them)
+    assert (tmp_path / "cams" / "a.png").exists()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -42,11 +42,20 @@ def test_balanced_and_file_weights(tmp_path):
     assert inputs.class_weights(str(table), [1, 1], ["a", "b"]) == [1.0, 4.0]
     for text, words in (('{"z": 1}', "z not among the classes"),
                         ('{"a": -1}', "not a JSON object of class name: weight"),
-                        ("[1, 2", "not readable JSON")):
+                        ('{"a": 1e39}', r"numbers from 0 to 3\.4e\+38"),
+                        ('{"a": NaN}', "not a JSON object of class name: weight"),
+                        ('{"a": "2"}', "not a JSON object of class name: weight"),
+                        ("[1, 2", "not readable JSON"),
+                        ('{"a": 0, "b": 0}', "every class with training images has the "
+                                             "weight 0")):
         table.write_text(text)
         with pytest.raises(cli.UsageError, match=words):
             inputs.class_weights(str(table), [1, 1], ["a", "b"])
     assert inputs.class_weights(None, [1], ["a"]) is None
+    table.write_text('{"a": 0, "b": 2}')  # (b has no training image: nothing would count)
+    with pytest.raises(cli.UsageError, match="every class with training images"):
+        inputs.class_weights(str(table), [3, 0], ["a", "b"])
+    assert inputs.class_weights(str(table), [3, 1], ["a", "b"]) == [0.0, 2.0]
 
 
 @pytest.fixture
@@ -89,3 +98,11 @@ def test_balanced_weights_raise_the_rare_class_recall(tinynet, tmp_path):
                        "tinynet", "--pretrained", "none", "--class-weights", tmp_path / "no.json",
                        "--log-dir", tmp_path / "other", cwd=tmp_path)
     assert "no such file" in helpers.one_line_error(bad)
+    zeros = tmp_path / "zeros.json"
+    zeros.write_text(json.dumps({"common": 0, "rare": 0}))
+    refused = helpers.call("train_and_val.py", "--dataset", "folder", "--data-dir", data,
+                           "--arch", "tinynet", "--pretrained", "none", "--class-weights", zeros,
+                           "--log-dir", tmp_path / "zero", cwd=tmp_path)
+    line = helpers.one_line_error(refused)
+    assert f"--class-weights {zeros}: every class with training images has the weight 0" in line
+    assert not (tmp_path / "zero").exists()

@@ -122,6 +122,7 @@ def test_bad_input_is_one_line_and_writes_nothing(quadrants, tmp_path):
             ([images / "q0" / "0.png", bad], "bad.png"),
             ([images / "q0" / "0.png", "--layer", "logits"], "--layer logits: choose a "
                                                              "convolutional layer of flatnet"),
+            ([images / "q0" / "0.png", "--layer", ""], "--layer '': choose a convolutional"),
             ([images / "q0" / "0.png", "--top", 5], "--top 5: "),
             ([images / "q0" / "0.png", "--log-dir", tmp_path / "nowhere"], "nowhere")):
         result = call("explain.py", *args, *(["--log-dir", logs] if "--log-dir" not in args

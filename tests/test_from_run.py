@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
 from helpers import call
 from helpers import one_line_error
+from helpers import tiny_args
 import tools
 from training import from_run
 import vgg16
@@ -108,6 +110,25 @@ def test_a_run_or_checkpoint_that_is_not_there_is_one_line(workspace, tmp_path):
                                "--data-dir", root / "data", "--log-dir", tmp_path / "new",
                                cwd=tmp_path))
     assert "--init-layers paper: the VGG paper's layers" in line and "not of alexnet" in line
+
+
+def test_a_run_whose_newest_checkpoint_is_damaged_names_one_to_pass_to_pretrained(workspace,
+                                                                                 tmp_path):
+    root, _ = workspace
+    train = helpers.tiny_run(root, tmp_path, "--max-steps", 4, "--save-every", 2) / "train"
+    data = next(train.glob("model.ckpt-4.data-*"))
+    data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])
+    flags = tiny_args(root, tmp_path, "--max-steps", 1, "--log-dir", tmp_path / "next")
+    line = one_line_error(call("train_and_val.py", *flags, "--pretrained", tmp_path / "logs",
+                               cwd=tmp_path))
+    assert f"{train / 'model.ckpt-4'} is damaged" in line and "--checkpoint" not in line, line
+    assert f"use --pretrained {train / 'model.ckpt-2'}, the newest good one" in line, line
+    assert not [p for p in (tmp_path / "next").rglob("*") if p.is_file() and
+                p.name != "run.lock"]  # (no checkpoint, no config.json)
+    started = call("train_and_val.py", *flags, "--pretrained", train / "model.ckpt-2",
+                   cwd=tmp_path)  # what the line says to do
+    assert started.returncode == 0 and f"Weights from {train / 'model.ckpt-2'}" in \
+        started.stdout, started.stderr
 
 
 def test_export_npy_writes_the_public_layout_that_gives_the_runs_logits(vgg11_run, tmp_path):

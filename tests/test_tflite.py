@@ -135,9 +135,19 @@ def test_a_bad_model_is_one_line(exported, tmp_path):
     (corrupt / "model.tflite").write_bytes(b"TFL3 but not really a model" * 10)
     shutil.copytree(out / "2", other)
     (other / "class_names.txt").write_text("a\nb\nc\nd\n")
-    cases = ((corrupt, "not a TensorFlow Lite model"),
+    cases = [(corrupt, "not a TensorFlow Lite model"),
              (other / "model.tflite", "gives 3 classes, but"),
-             (tmp_path / "missing.tflite", "missing.tflite: no such file"))
+             (tmp_path / "missing.tflite", "missing.tflite: no such file")]
+    for name, damage, words in (
+            ("names", lambda f: (f / "class_names.txt").write_bytes(b"\xff\xfe\x81"),
+             "class_names.txt is not text"),
+            ("cut", lambda f: (f / "model.json").write_text((f / "model.json").read_text()[:50]),
+             "model.json cannot be read"),
+            ("list", lambda f: (f / "model.json").write_text("[]"),
+             "model.json is not what export.py writes")):
+        shutil.copytree(out / "2", tmp_path / name)
+        damage(tmp_path / name)
+        cases.append((tmp_path / name, words))
     for model, words in cases:
         for program, flags in (("evaluate.py", ("--data-dir", images, "--log-dir", logs)),
                                ("predict.py", (images / "cat" / "0.png",))):
@@ -200,3 +210,31 @@ def test_a_run_trained_on_every_image_calibrates_on_every_image(exported):
     run["val_size"] = 4
     assert len(tflite.calibration_images({"runs": [run]}, classifier, 1000)) == every - 4 == \
         folder.num_examples(str(images), "train", 4)
+
+
+def test_a_network_named_elsewhere_runs_in_predict_and_is_one_line_in_evaluate(workspace,
+                                                                               tmp_path):
+    """tinynet (its last layer called logits, as the outputs are) exported, then evaluated in a
+    process whose network table lacks it, as a checkout without that network would."""
+    import nets
+    import tiny_net
+
+    root, _ = workspace
+    logs = helpers.tiny_run(root, tmp_path, "--max-steps", 2)
+    out = tmp_path / "exported"
+    made = call("export.py", "--log-dir", logs, "--format", "tflite", "--out", out,
+                cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    picture = helpers.write_png(tmp_path / "a.png", (16, 16))
+    nets.unregister("tinynet")
+    try:
+        predicted = call("predict.py", "--model", out / "1", "--json", picture, cwd=tmp_path)
+        assert predicted.returncode == 0, predicted.stderr
+        assert len(json.loads(predicted.stdout)[0]["top"]) == 5
+        line = helpers.one_line_error(call("evaluate.py", "--model", out / "1", "--data-dir",
+                                           root / "data", cwd=tmp_path), "evaluate.py")
+    finally:
+        nets.register(tiny_net.NETWORK)
+    assert f"{out / '1' / 'model.json'}: the model's arch is 'tinynet'" in line, line
+    assert "vgg11, vgg13" in line and "export it again" in line
+    assert not (logs / "eval").exists()

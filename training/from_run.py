@@ -60,10 +60,10 @@ def find(path):
     """The checkpoint ``--pretrained path`` names; UsageError when there is none."""
     try:
         if os.path.isdir(runs.RunDir(path).train):  # a run's log dir
-            return runs.find_checkpoint(path)
-        return runs.find_checkpoint(None, checkpoint=path)
+            return runs.find_checkpoint(path, flag="--pretrained")
+        return runs.find_checkpoint(None, checkpoint=path, flag="--pretrained")
     except UsageError as e:
-        why = re.sub(r"^--checkpoint \S+: ", "", str(e)).replace(
+        why = re.sub(r"^--pretrained \S+: ", "", str(e)).replace(
             "(give the prefix", "(give a run's log dir or the prefix")
         raise UsageError(f"--pretrained {path}: {why}") from None
 

@@ -60,6 +60,8 @@ class Images:
         self.source.validate(self.data_dir, self.train_split, **self.options)
         self.train_images = self.source.num_examples(self.data_dir, self.train_split,
                                                      self.val_size, **self.options)
+        if self.val_size != 0:  # (a val split that cannot be read: said before any write)
+            self.source.num_examples(self.data_dir, "val", self.val_size, **self.options)
         self.class_names = self.source.class_names(self.data_dir)
 
     def describe(self, cfg):
@@ -250,6 +252,9 @@ def select(flags, run):
     return Codes(flags, run) if flags.codes else Images(flags, run)
 
 
+LARGEST_WEIGHT = float(np.finfo(np.float32).max)  # (a larger one is infinite in the loss)
+
+
 def class_weights(given, counts, names):
     """[weight of each class] for --class-weights GIVEN (None: None): 'balanced' gives class c
     N / (classes x count c) of the training split's COUNTS (0 for a class without images), a
@@ -267,12 +272,17 @@ def class_weights(given, counts, names):
         raise cli.UsageError(f"--class-weights {given}: no such file; give 'balanced' or a JSON "
                              "file {class name: weight}")
     if not isinstance(table, dict) or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < float("inf")
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w <= LARGEST_WEIGHT
             for w in table.values()):
         raise cli.UsageError(f"--class-weights {given}: not a JSON object of class name: weight "
-                             "(numbers of at least 0)")
+                             f"(numbers from 0 to {LARGEST_WEIGHT:.3g}, which float32 holds)")
     unknown = [name for name in table if name not in names]
     if unknown:
         raise cli.UsageError(f"--class-weights {given}: {', '.join(map(str, unknown[:3]))} "
                              f"not among the classes ({base.few(list(names))})")
-    return [float(table.get(name, 1.0)) for name in names]
+    weights = [float(table.get(name, 1.0)) for name in names]
+    if not any(weight and count for weight, count in zip(weights, counts)):
+        raise cli.UsageError(f"--class-weights {given}: every class with training images has "
+                             "the weight 0, so no image would count and nothing would be "
+                             "learned; give at least one of them a weight above 0")
+    return weights

@@ -18,6 +18,7 @@ import time
 
 import tensorflow as tf
 
+from common import files
 from common.cli import UsageError
 from common.json_files import read_json
 from model import HEADS
@@ -195,10 +196,9 @@ def reindex(folder, keep=5):
     # The text form of TensorFlow's CheckpointState, which Saver and latest_checkpoint read;
     # names without a folder are relative to this one.
     path = os.path.join(folder, "checkpoint")
-    with open(path + ".json.tmp", "w") as f:  # (a leftover of that name is tidied away)
+    with files.whole(path, temporary=path + ".json.tmp") as f:  # (a leftover is tidied away)
         f.write(f'model_checkpoint_path: "{wanted[-1]}"\n' + "".join(
             f'all_model_checkpoint_paths: "{name}"\n' for name in kept))
-    os.replace(path + ".json.tmp", path)
     return notes
 
 
@@ -214,30 +214,32 @@ def _as_prefix(path):
     return re.sub(r"\.(index|data-\d+-of-\d+)$", "", path)
 
 
-def find_checkpoint(log_dir, checkpoint=None, best=False):
+def find_checkpoint(log_dir, checkpoint=None, best=False, flag="--checkpoint"):
     """The checkpoint a program should use: ``checkpoint`` itself when given (a prefix, one of
     its files, or a folder: its newest), else the newest in LOG_DIR/best (``best``) or
     LOG_DIR/train. UsageError when there is none, or when it is damaged (naming an earlier
-    one to use instead)."""
+    one to use instead). ``flag``: the program's flag that takes a checkpoint prefix, which
+    the messages tell the user to pass (train_and_val.py's is --pretrained)."""
     if checkpoint:
         found = latest_checkpoint(checkpoint) if os.path.isdir(checkpoint) else \
             _as_prefix(checkpoint)
         if not found or not tf1.train.checkpoint_exists(found):
-            raise UsageError(f"--checkpoint {checkpoint}: no such checkpoint (give the "
+            raise UsageError(f"{flag} {checkpoint}: no such checkpoint (give the "
                              "prefix, e.g. logs/train/model.ckpt-5000)")
     else:
         run = RunDir(log_dir)
         folder = run.best if best else run.train
         found = latest_checkpoint(folder)
         if not found:
+            where = "--log-dir" if flag == "--checkpoint" else flag
             raise UsageError(f"no checkpoint in {folder}; train first (python "
-                             "train_and_val.py) or point --log-dir at a training run")
+                             f"train_and_val.py) or point {where} at a training run")
     why = damage(found)
     if why:
         earlier = [p for p in complete_checkpoints(os.path.dirname(found) or ".")
                    if _step(p) < _step(found)]
         good = next((p for p in reversed(earlier) if not damage(p)), None)
-        hint = (f"use --checkpoint {good}, the newest good one before it" if good
+        hint = (f"use {flag} {good}, the newest good one before it" if good
                 else "no earlier checkpoint there is readable")
         raise UsageError(f"{found} is damaged ({why}); {hint}")
     return found
@@ -275,6 +277,19 @@ MODEL_TYPES = {
 }
 
 
+def model_problem(model):
+    """What is wrong in a run's ``model`` (config.json's, or a TFLite export's model.json): a
+    key it lacks, or one of the wrong kind, such as a network this checkout's nets.py does not
+    have; '' when nothing is."""
+    for key, (fits, what) in MODEL_TYPES.items():
+        if key not in model:
+            return f"the model has no {key}"
+        if not fits(model[key]):
+            names = f" ({', '.join(nets.NAMES)})" if key == "arch" else ""
+            return f"the model's {key} is {model[key]!r}, where it must be {what}{names}"
+    return ""
+
+
 def check_config(config, path):
     """``config`` when it has the shape train_and_val.py writes (a ``model`` with every key of
     ``MODEL_KEYS``, each of its kind, class names that are text, and a list of ``runs``, each
@@ -291,10 +306,9 @@ def check_config(config, path):
             or not all(isinstance(r, dict) and "val_size" in r for r in runs)):
         raise UsageError(f"{path} is not a configuration train_and_val.py wrote (it needs "
                          f"'model' with {', '.join(MODEL_KEYS)} and a list of 'runs'); {fix}")
-    for key, (fits, what) in MODEL_TYPES.items():
-        if "model" in config and not fits(model[key]):
-            raise UsageError(f"{path}: the model's {key} is {model[key]!r}, where it must be "
-                             f"{what}; {fix}")
+    problem = model_problem(model) if "model" in config else ""
+    if problem:
+        raise UsageError(f"{path}: {problem}; {fix}")
     names = config.get("class_names")
     if names is not None and (not isinstance(names, list) or not all(
             isinstance(n, str) for n in names) or ("model" in config and names and len(

@@ -15,6 +15,7 @@ import os
 import re
 import runpy
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -286,6 +287,18 @@ def he_weights(arch, seed=0):
                for layer, (w, b) in shapes.items()}
     weights["fc7"] = (weights["fc7"][0] / 100, weights["fc7"][1])
     return weights
+
+
+def idx_bytes(array, magic=None, count=None, shape=None):
+    """The bytes of an IDX file (MNIST's format) of uint8 images [N, 28, 28] or labels [N];
+    the header's magic number, count and image shape may be given wrong."""
+    array = np.asarray(array, np.uint8)
+    images = array.ndim == 3
+    magic = magic if magic is not None else (2051 if images else 2049)
+    header = [magic, len(array) if count is None else count]
+    if images:
+        header += list(shape or array.shape[1:])
+    return struct.pack(f">{len(header)}I", *header) + array.tobytes()
 
 
 def write_folder(root, classes, per_class=12, seed=0, sizes=((8, 8),)):

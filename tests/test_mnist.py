@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import socket
-import struct
 
 import numpy as np
 import pytest
@@ -27,24 +26,15 @@ IMAGES, LABELS = idx.TRAIN_FILES
 TEST_IMAGES, TEST_LABELS = idx.TEST_FILES
 
 
+idx_bytes = helpers.idx_bytes
+
+
 def known_images(count, offset=0):
     """uint8 [count, 28, 28]: each pixel a function of its image, row and column (no two images
     alike, no image its own mirror)."""
     k, row, col = np.meshgrid(np.arange(count) + offset, np.arange(28), np.arange(28),
                               indexing="ij")
     return ((k * 37 + row * 28 + col * 3) % 256).astype(np.uint8)
-
-
-def idx_bytes(array, magic=None, count=None, shape=None):
-    """An IDX file of uint8 images [N, 28, 28] or labels [N]; the header's magic number, count
-    and image shape may be given wrong."""
-    array = np.asarray(array, np.uint8)
-    images = array.ndim == 3
-    magic = magic if magic is not None else (2051 if images else 2049)
-    header = [magic, len(array) if count is None else count]
-    if images:
-        header += list(shape or array.shape[1:])
-    return struct.pack(f">{len(header)}I", *header) + array.tobytes()
 
 
 def write(folder, name, data, compressed=True):

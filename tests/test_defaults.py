@@ -1,7 +1,7 @@
 """Each data set's defaults reach the training program: a run that gives no --augment and no
 --bn-refresh uses, and records in config.json, its source's own (``AUGMENT``, ``BN_REFRESH``:
-the measured choices of docs/recipes.md), and the flags still override them. How well each
-default trains is the Recipes table's business, not this file's."""
+the measured choices of docs/recipes.md); that the flags override them is test_augment.py's and
+test_statistics.py's. How well each default trains is the Recipes table's business."""
 
 import gzip
 import json
@@ -61,15 +61,3 @@ def test_a_run_without_the_flags_uses_its_sources_defaults(name, workspace, tmp_
     assert run["augment"] == ",".join(source.AUGMENT)
     passes = math.ceil(run["train_images"] / run["batch_size"])
     assert run["bn_refresh"] == min(source.BN_REFRESH, passes)
-
-
-@pytest.mark.parametrize("name", ["mnist", "gtsrb"])
-def test_the_flags_override_the_sources_defaults(name, workspace, tmp_path):
-    root, _ = workspace
-    refresh = 0 if input_data.SOURCES[name].BN_REFRESH else 2
-    args = helpers.tiny_args(root, tmp_path, "--dataset", name, "--batch-norm", "--max-steps",
-                             "1", "--val-size", "8", "--augment", "none", "--bn-refresh",
-                             str(refresh), "--data-dir", data_dir(name, root, tmp_path))
-    assert train_and_val.main([str(a) for a in args]) == 0
-    run = last_run(tmp_path)
-    assert (run["augment"], run["bn_refresh"]) == ("none", refresh)

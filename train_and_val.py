@@ -66,7 +66,7 @@ def parse_args(argv=None):
                   "lr-schedule", "lr-steps", "plateau-patience", "plateau-factor",
                   "plateau-decays", "warmup-steps", "warmup-fraction", "momentum", "nesterov",
                   "weight-decay", "label-smoothing", "class-weights", "ema-decay", "clip-norm",
-                  "dropout-keep-prob", fc_size=None, arch=None,
+                  "dropout-keep-prob", fc_size=None, arch=None, learning_rate=None,
                   choices={"arch": nets.NAMES})
     p.add_argument("--bn-refresh", type=cli.at_least(0), metavar="BATCHES",
                    help="at the last step, set each batch-norm layer's moving mean and variance "

@@ -391,7 +391,9 @@ FLAGS = {
     "best": dict(action="store_true", help="the checkpoint with the best validation accuracy "
                  "(LOG_DIR/best)"),
     # the recipe
-    "learning-rate": dict(type=finite_float, default=0.01, help="peak learning rate"),
+    "learning-rate": dict(type=finite_float, default=0.01, help="peak learning rate (default "
+                          "0.01; from scratch, --pretrained none: the data set's own, "
+                          "docs/training.md)"),
     "lr-schedule": dict(choices=("cosine", "constant", "step", "plateau"), default="cosine",
                         help="cosine: decay to 0 at the last step; constant: no decay; step: "
                         "divide by 10 at the epochs of --lr-steps; plateau: the VGG paper's, "

@@ -100,6 +100,9 @@ class Source(typing.Protocol):
     # train_and_val.py's --bn-refresh when not given: batches (0 keeps the moving averages), the
     # value measured best for this data set (docs/recipes.md, defaults per data set)
     BN_REFRESH: int
+    # train_and_val.py's --learning-rate when not given and training from scratch (--pretrained
+    # none): the peak rate measured best for this data set (pretrained weights keep 0.01)
+    SCRATCH_LEARNING_RATE: float
 
     @staticmethod
     def prepare(data_dir, *, crop_roi=False, skip_bad_images=False):

@@ -20,6 +20,7 @@ NAME = "fashion-mnist"
 OPTIONS = ()
 AUGMENT = ("crop", "flip")  # what augment=True means: a mirrored piece of clothing keeps its class
 BN_REFRESH = 0  # --bn-refresh when not given: not measured here, so the moving averages
+SCRATCH_LEARNING_RATE = 0.01  # --learning-rate from scratch when not given: the shared default
 TITLE = "Fashion-MNIST"  # its name in messages
 
 URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"  # tf.keras's own

@@ -52,6 +52,7 @@ NAME = "folder"
 OPTIONS = ("skip_bad_images",)
 AUGMENT = ("crop", "flip")  # what augment=True means (--augment crop for classes a mirror changes)
 BN_REFRESH = 0  # --bn-refresh when not given: not measured here, so the moving averages
+SCRATCH_LEARNING_RATE = 0.01  # --learning-rate from scratch when not given: the shared default
 
 TEST_PERCENT = 10  # share of the images in test when there is no test/ folder
 VAL_FOLDERS = ("val", "valid", "validation")  # names of a validation folder next to train/

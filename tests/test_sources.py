@@ -84,7 +84,7 @@ def test_the_contract_has_what_the_programs_call():
                               "class_names", "num_classes", "default_val_size", "mirrors",
                               "class_counts"}
     assert base.Source.__annotations__ == {"NAME": str, "OPTIONS": tuple, "AUGMENT": tuple,
-                                           "BN_REFRESH": int}
+                                           "BN_REFRESH": int, "SCRATCH_LEARNING_RATE": float}
     for function, signature in INTERFACE.items():
         parameters = list(signature.parameters.values())
         assert parameters[0].name == "data_dir"
@@ -138,6 +138,7 @@ NAME = "little"
 OPTIONS = ()
 AUGMENT = ("crop", "flip")
 BN_REFRESH = 0
+SCRATCH_LEARNING_RATE = 0.01
 CLASSES = ("dark", "light")
 
 

@@ -127,7 +127,7 @@ def check_flags(parser, args):
               if getattr(args, key.replace("-", "_")) is None}
     arch, dataset = filled.get("arch", args.arch), filled.get("dataset", args.dataset)
     network, image_size = nets.check_image_size(parser, arch, args.image_size)
-    if args.epochs <= 0 or args.learning_rate <= 0:
+    if args.epochs <= 0 or (args.learning_rate is not None and args.learning_rate <= 0):
         parser.error("--epochs and --learning-rate must be positive")
     if not 0 < args.dropout_keep_prob <= 1:
         parser.error("--dropout-keep-prob must be in (0, 1]")

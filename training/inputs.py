@@ -34,8 +34,8 @@ tf1 = tf.compat.v1
 class Images:
     """The images of ``--dataset`` in ``--data-dir``. ``fixed``: what they fix of the run's
     configuration: ``val_size`` (the data set's default when not given), ``num_classes``, the
-    ``augment`` and ``bn_refresh`` (the data set's own when not given) and the ``resize`` (a
-    resumed run's own when not given, else squash)."""
+    ``augment``, ``bn_refresh`` and from scratch the ``learning_rate`` (the data set's own when
+    not given) and the ``resize`` (a resumed run's own when not given, else squash)."""
 
     codes = False
 
@@ -55,7 +55,8 @@ class Images:
         bn_refresh = self.source.BN_REFRESH if flags.bn_refresh is None else flags.bn_refresh
         self.fixed = {"augment": augment, "resize": resize, "val_size": self.val_size,
                       "num_classes": self.source.num_classes(self.data_dir),
-                      "bn_refresh": bn_refresh}
+                      "bn_refresh": bn_refresh, "learning_rate": learning_rate(
+                          flags, self.source.SCRATCH_LEARNING_RATE)}
         self.train_split = "trainval" if self.val_size == 0 else "train"
         self.source.validate(self.data_dir, self.train_split, **self.options)
         self.train_images = self.source.num_examples(self.data_dir, self.train_split,
@@ -192,6 +193,7 @@ class Codes:
                                  f"{flags.codes} were made from (its SHA-256 differs); pass "
                                  "that one")
         fixed["pretrained"] = path
+        fixed["learning_rate"] = learning_rate(flags, cli.default("learning-rate"))
         self.fixed, self.manifest, self.folder = fixed, manifest, flags.codes
         self.train_split = "trainval" if fixed["val_size"] == 0 else "train"
         self.train_images = manifest["splits"]["train"]
@@ -244,6 +246,14 @@ class Codes:
         """What evaluate.py --codes checks codes against."""
         return {k: self.manifest[k] for k in ("network", "layer", "image_size",
                                               "weights_sha256")}
+
+
+def learning_rate(flags, scratch):
+    """--learning-rate when given; else ``scratch`` (the data set's own) from scratch
+    (--pretrained none), 0.01 from pretrained weights."""
+    if flags.learning_rate is not None:
+        return flags.learning_rate
+    return scratch if flags.pretrained == "none" else cli.default("learning-rate")
 
 
 def select(flags, run):

@@ -53,8 +53,9 @@ def network(classifier, images):
     """``(probabilities, logits)`` of the classifier's network on uint8 RGB ``images`` at its
     size, preprocessed inside as evaluation does (the serving graph without its resizing)."""
     config = classifier.config
-    preprocessed = input_data.preprocess_batch(tf.cast(images, tf.float32),
-                                               nets.get(config["arch"]).preprocess)
+    # (the uint8 images themselves: what preprocessing does before its cast stays out of the
+    # int8 model's quantized part)
+    preprocessed = input_data.preprocess_batch(images, nets.get(config["arch"]).preprocess)
     probabilities, _, logits = model.classify(config, preprocessed)
     with tf.name_scope("outputs"):  # (a scope of its own: a network's layer may be "logits")
         return tf.identity(probabilities, "probabilities"), tf.identity(logits, "logits")

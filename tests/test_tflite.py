@@ -109,6 +109,24 @@ def test_the_int8_model_s_first_convolution_reads_the_image_as_the_float_model_d
         assert np.abs(got - expected).max() < 2 * scale
 
 
+def test_layer_errors_lists_each_quantized_layer_within_a_step_of_its_scale(exported, tmp_path):
+    _, logs, _ = exported
+    result = call("export.py", "--log-dir", logs, "--out", tmp_path / "out", "--format",
+                  "tflite-int8", "--calibration-images", 20, "--layer-errors", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines[lines.index("  op                    scale   error  "
+                                                       "tensor") + 1:]]
+    ops = [row[0] for row in rows]
+    assert ops.count("CONV_2D") == 8 and ops.count("MAX_POOL_2D") == 5  # (VGG11)
+    assert "FULLY_CONNECTED" in ops and "REVERSE_V2" not in ops  # (on the uint8 input)
+    assert all(0 < float(row[1]) and float(row[2]) < 1 for row in rows), rows
+    refused = call("export.py", "--log-dir", logs, "--out", tmp_path / "float", "--format",
+                   "tflite", "--layer-errors", cwd=tmp_path)
+    assert "--layer-errors goes with --format tflite-int8" in helpers.one_line_error(
+        refused, "export.py")
+
+
 def test_a_version_is_never_overwritten(exported, tmp_path):
     _, logs, out = exported
     copy = tmp_path / "out"

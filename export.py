@@ -79,7 +79,14 @@ def parse_args(argv=None):
     p.add_argument("--data-dir", type=cli.path,
                    help="tflite-int8: where the run's training images are now (default: the "
                         "data dir its config.json records)")
+    p.add_argument("--layer-errors", action="store_true",
+                   help="tflite-int8: also print the error of each quantized tensor against "
+                        "the float model on the calibration images, in steps of its int8 "
+                        "scale (TensorFlow Lite's QuantizationDebugger; rounding alone is "
+                        "about 0.3)")
     args = p.parse_args(argv)
+    if args.layer_errors and args.format != "tflite-int8":
+        p.error("--layer-errors goes with --format tflite-int8")
     if (args.out is None) == (args.npy is None):
         p.error("give --out (a SavedModel) or --npy (a weights file), one of them")
     if args.npy and args.format != "savedmodel":
@@ -240,6 +247,12 @@ def write_tflite(cfg, classifier, version):
           f"{len(classifier.class_names)} classes) as {cfg.format}{calibrated} to "
           f"{os.path.join(final, tflite.MODEL_FILE)}: {len(content):,} bytes "
           f"({len(content) / 2**20:.1f} MiB); it takes uint8 RGB [1, {side}, {side}, 3]")
+    if cfg.layer_errors:
+        print("Each quantized tensor's RMSE against the float model on the calibration images, "
+              "in steps of its scale:")
+        print(f"  {'op':16} {'scale':>10} {'error':>7}  tensor")
+        for op, tensor, scale, error in tflite.layer_errors(classifier, calibration):
+            print(f"  {op:16} {scale:10.5f} {error:7.2f}  {tensor}")
     return 0
 
 

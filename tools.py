@@ -204,8 +204,12 @@ def dropout(x, keep_prob, is_training):
 
 
 def vgg_preprocess(images):
-    """float32 RGB images in 0..255, channels last -> BGR minus the ImageNet mean."""
-    return tf.reverse(images, axis=[-1]) - tf.constant(VGG_MEAN_BGR, tf.float32)
+    """RGB images in 0..255, channels last (float32, or uint8) -> float32 BGR minus the ImageNet
+    mean. The channels are reversed before the cast, so that in an int8 TFLite model the
+    reversal stays on the uint8 input: between int8 tensors the converter gives REVERSE_V2 an
+    output scale other than its input's, which its kernel does not apply (issue 41)."""
+    bgr = tf.cast(tf.reverse(images, axis=[-1]), tf.float32)
+    return bgr - tf.constant(VGG_MEAN_BGR, tf.float32)
 
 
 def vgg_unprocess(images):

@@ -84,9 +84,11 @@ def augment_batch(images, seed, labels=None, crop=True, flip=True, mirrors=None)
 
 
 def preprocess_batch(images, mode):
-    """float32 RGB 0..255 -> what the network reads (see ``PREPROCESS``)."""
+    """RGB 0..255 (float32, or uint8 as a TFLite model takes them) -> what the network reads,
+    float32 (see ``PREPROCESS``)."""
     if mode == "vgg":
         return tools.vgg_preprocess(images)
+    images = tf.cast(images, tf.float32)
     if mode == "standardize":
         return (images - tf.constant(CIFAR_MEAN_RGB)) / tf.constant(CIFAR_STD_RGB)
     return images

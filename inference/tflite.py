@@ -18,6 +18,8 @@ The interpreter is LiteRT's (``ai_edge_litert``), tf.lite.Interpreter's successo
 """
 
 import contextlib
+import csv
+import io
 import json
 import os
 import re
@@ -53,31 +55,58 @@ def network(classifier, images):
     """``(probabilities, logits)`` of the classifier's network on uint8 RGB ``images`` at its
     size, preprocessed inside as evaluation does (the serving graph without its resizing)."""
     config = classifier.config
-    preprocessed = input_data.preprocess_batch(tf.cast(images, tf.float32),
-                                               nets.get(config["arch"]).preprocess)
+    # (the uint8 images themselves: what preprocessing does before its cast stays out of the
+    # int8 model's quantized part)
+    preprocessed = input_data.preprocess_batch(images, nets.get(config["arch"]).preprocess)
     probabilities, _, logits = model.classify(config, preprocessed)
     with tf.name_scope("outputs"):  # (a scope of its own: a network's layer may be "logits")
         return tf.identity(probabilities, "probabilities"), tf.identity(logits, "logits")
 
 
-def convert(classifier, calibration=None):
-    """The TFLite flatbuffer (bytes) of ``classifier``: float32, or with ``calibration`` (uint8
-    images [N, S, S, 3]) full-integer int8, its activation ranges measured on those images."""
+@contextlib.contextmanager
+def converter(classifier, calibration=None):
+    """The ``TFLiteConverter`` of ``classifier`` (its session open while inside): float32, or
+    with ``calibration`` (uint8 images [N, S, S, 3]) full-integer int8, its activation ranges
+    measured on those images."""
     side = classifier.config["image_size"]
     with tf.Graph().as_default() as graph, tf1.Session(graph=graph) as session:
         images = tf1.placeholder(tf.uint8, [1, side, side, 3], name="images")
         outputs = network(classifier, images)
         classifier.load(session)
-        converter = tf1.lite.TFLiteConverter.from_session(session, [images], list(outputs))
+        made = tf1.lite.TFLiteConverter.from_session(session, [images], list(outputs))
         if calibration is not None:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+            made.optimizations = [tf.lite.Optimize.DEFAULT]
+            made.representative_dataset = lambda: ([image[None]] for image in calibration)
             # (int8 throughout; the uint8 input is cast and the outputs dequantized at the edges)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+            made.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                              tf.lite.OpsSet.TFLITE_BUILTINS]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return converter.convert()
+            yield made
+
+
+def convert(classifier, calibration=None):
+    """The TFLite flatbuffer (bytes) of ``classifier`` (see ``converter``)."""
+    with converter(classifier, calibration) as made:
+        return made.convert()
+
+
+def layer_errors(classifier, calibration):
+    """``[(op, tensor, scale, error)]``, a row per quantized tensor of the int8 model in graph
+    order: ``error`` is the root mean square difference between its int8 values (scaled back)
+    and the float model's on the ``calibration`` images, in steps of its ``scale``, each op fed
+    the float model's own input (TensorFlow Lite's QuantizationDebugger): about 0.3 is the
+    rounding alone."""
+    with converter(classifier, calibration) as made:
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=made, debug_dataset=made.representative_dataset)
+        debugger.run()
+        table = io.StringIO()
+        debugger.layer_statistics_dump(table)
+    table.seek(0)
+    return [(row["op_name"], row["tensor_name"], float(row["scale"]),
+             float(np.sqrt(float(row["mean_squared_error"])) / float(row["scale"])))
+            for row in csv.DictReader(table)]
 
 
 def calibration_images(run_config, classifier, count, data_dir=None, batch_size=50):

@@ -83,6 +83,50 @@ def test_float_is_the_saved_model_and_int8_agrees_at_a_quarter_of_the_size(expor
     assert sizes[1] < sizes[0] / 3
 
 
+def test_the_int8_model_s_first_convolution_reads_the_image_as_the_float_model_does(exported):
+    """Issue 41: the input of conv1_1 in the int8 model, scaled back, is the image preprocessed
+    (BGR minus the ImageNet mean) within the rounding of its int8 steps. With the channels
+    reversed between int8 tensors it was off by up to 120 (REVERSE_V2 kept its input's int8
+    values under another scale)."""
+    from inference import tflite
+    import tools
+
+    images, _, out = exported
+    pixels = np.stack([resized(f) for f in sorted(str(p) for p in images.rglob("*.png"))[:10]])
+    interpreter = tflite.Interpreter(model_path=str(out / "3" / "model.tflite"),
+                                     experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    first = next(op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D")
+    seen = {t["index"]: t for t in interpreter.get_tensor_details()}[first["inputs"][0]]
+    scale, zero = seen["quantization"]
+    assert seen["dtype"] == np.int8 and 0 < scale < 2
+    given = interpreter.get_input_details()[0]
+    for image in pixels:
+        interpreter.set_tensor(given["index"], image[None])
+        interpreter.invoke()
+        got = (interpreter.get_tensor(seen["index"])[0].astype(np.float32) - zero) * scale
+        expected = image[..., ::-1].astype(np.float32) - np.float32(tools.VGG_MEAN_BGR)
+        assert np.abs(got - expected).max() < 2 * scale
+
+
+def test_layer_errors_lists_each_quantized_layer_within_a_step_of_its_scale(exported, tmp_path):
+    _, logs, _ = exported
+    result = call("export.py", "--log-dir", logs, "--out", tmp_path / "out", "--format",
+                  "tflite-int8", "--calibration-images", 20, "--layer-errors", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines[lines.index("  op                    scale   error  "
+                                                       "tensor") + 1:]]
+    ops = [row[0] for row in rows]
+    assert ops.count("CONV_2D") == 8 and ops.count("MAX_POOL_2D") == 5  # (VGG11)
+    assert "FULLY_CONNECTED" in ops and "REVERSE_V2" not in ops  # (on the uint8 input)
+    assert all(0 < float(row[1]) and float(row[2]) < 1 for row in rows), rows
+    refused = call("export.py", "--log-dir", logs, "--out", tmp_path / "float", "--format",
+                   "tflite", "--layer-errors", cwd=tmp_path)
+    assert "--layer-errors goes with --format tflite-int8" in helpers.one_line_error(
+        refused, "export.py")
+
+
 def test_a_version_is_never_overwritten(exported, tmp_path):
     _, logs, out = exported
     copy = tmp_path / "out"

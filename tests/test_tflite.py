@@ -74,7 +74,7 @@ def test_float_is_the_saved_model_and_int8_agrees_at_a_quarter_of_the_size(expor
 
     int8 = quantized.run(pixels)[0]
     agree = np.mean(int8.argmax(1) == got.argmax(1))
-    assert agree >= 0.9, agree
+    assert agree >= 0.95, agree  # (60 images: all 60 agree since the fix of issue 41)
     assert len(set(got.argmax(1))) > 1  # (one answer for all would show nothing)
     weights = [t for t in quantized.interpreter.get_tensor_details()
                if np.prod(t["shape"]) >= 3 * 3 * 64 * 64]  # every kernel of conv2_1 on
